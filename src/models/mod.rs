@@ -1,0 +1,1 @@
+//! Neural models on candle (Wav2Vec2, AudioLDM).

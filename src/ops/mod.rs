@@ -1,0 +1,1 @@
+//! The operation catalog: analysis, generation and transformation operations.
