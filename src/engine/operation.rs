@@ -248,7 +248,8 @@ impl<'a> OpContext<'a> {
 
     /// An audio input as a file path plus the artifact metadata when it came from a step.
     pub fn audio_input(&self, name: &str) -> Result<(PathBuf, Option<AudioArtifact>), OpError> {
-        audio_source(self.input(name)?).map_err(|e| OpError::invalid(format!("input `{name}`: {e}")))
+        audio_source(self.input(name)?)
+            .map_err(|e| OpError::invalid(format!("input `{name}`: {e}")))
     }
 
     pub fn param(&self, name: &str) -> Option<&'a Value> {

@@ -29,7 +29,9 @@ impl Format {
         {
             Some("ron") => Ok(Format::Ron),
             Some("json") => Ok(Format::Json),
-            _ => Err(FileError::UnknownFormat { path: path.to_path_buf() }),
+            _ => Err(FileError::UnknownFormat {
+                path: path.to_path_buf(),
+            }),
         }
     }
 }
@@ -49,9 +51,16 @@ pub enum FileError {
     #[error("{}: cannot tell the format: use a .ron or .json file name", path.display())]
     UnknownFormat { path: PathBuf },
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: the file is {size} bytes; workflow files are limited to {limit} bytes", path.display())]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("{}", format_parse_error(path.as_deref(), location.as_ref(), message))]
     Parse {
         path: Option<PathBuf>,
@@ -72,7 +81,9 @@ pub enum FileError {
 }
 
 fn format_parse_error(path: Option<&Path>, location: Option<&Location>, message: &str) -> String {
-    let name = path.map(|p| p.display().to_string()).unwrap_or_else(|| "<input>".into());
+    let name = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<input>".into());
     match location {
         Some(loc) => format!(
             "{name}:{}:{}: {message}\n  {} | {}\n  {} | {}^",
@@ -91,12 +102,16 @@ impl FileError {
     /// Attaches the file name to an error from parsing text.
     pub fn with_path(self, path: &Path) -> Self {
         match self {
-            FileError::Parse { location, message, .. } => FileError::Parse {
+            FileError::Parse {
+                location, message, ..
+            } => FileError::Parse {
                 path: Some(path.to_path_buf()),
                 location,
                 message,
             },
-            FileError::NewerSchema { found, supported, .. } => FileError::NewerSchema {
+            FileError::NewerSchema {
+                found, supported, ..
+            } => FileError::NewerSchema {
                 path: Some(path.to_path_buf()),
                 found,
                 supported,
@@ -114,7 +129,11 @@ fn location_in(text: &str, line: usize, column: usize) -> Option<Location> {
     // Keep quoted lines readable when the "line" is a megabyte of minified JSON.
     let source_line = if source_line.chars().count() > 200 {
         let start = column.saturating_sub(80);
-        source_line.chars().skip(start).take(160).collect::<String>()
+        source_line
+            .chars()
+            .skip(start)
+            .take(160)
+            .collect::<String>()
     } else {
         source_line.to_string()
     };
@@ -157,7 +176,12 @@ fn parse_json(text: &str) -> Result<Workflow, FileError> {
     let json_error = |e: serde_json::Error| FileError::Parse {
         path: None,
         location: location_in(text, e.line(), e.column()),
-        message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
+        message: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     };
     // Look at the schema version before the strict parse, so a newer file is refused with
     // the right reason instead of an "unknown field" from a field we have never heard of.
@@ -182,8 +206,14 @@ fn parse_ron(text: &str) -> Result<Workflow, FileError> {
 /// Finds `schemaVersion: N` at the top level of a RON workflow without parsing the rest.
 fn ron_schema_version(text: &str) -> Option<u64> {
     let at = text.find("schemaVersion")?;
-    let rest = text[at + "schemaVersion".len()..].trim_start().strip_prefix(':')?;
-    let digits: String = rest.trim_start().chars().take_while(char::is_ascii_digit).collect();
+    let rest = text[at + "schemaVersion".len()..]
+        .trim_start()
+        .strip_prefix(':')?;
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -197,8 +227,10 @@ pub fn to_string(workflow: &Workflow, format: Format) -> Result<String, FileErro
             })
             .map_err(|e| FileError::Serialize(e.to_string())),
         Format::Ron => {
+            // `implicit_some` keeps hand-edited files free of `Some(...)` wrappers.
             let config = ron::ser::PrettyConfig::new()
                 .struct_names(false)
+                .extensions(ron::extensions::Extensions::IMPLICIT_SOME)
                 .indentor("    ".to_string());
             ron::Options::default()
                 .to_string_pretty(workflow, config)

@@ -2,9 +2,11 @@
 //! crate.
 
 pub mod file;
+pub mod graph;
 pub mod model;
+pub mod templates;
 pub mod validate;
 
 pub use file::{FileError, Format, load, save};
 pub use model::*;
-pub use validate::{Problem, Report, Severity, StepCatalog, validate};
+pub use validate::{DEFAULT_MAX_ITERATIONS, Problem, Report, Severity, StepCatalog, validate};

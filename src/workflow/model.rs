@@ -319,11 +319,16 @@ where
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a map of step id to step")
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
             let mut steps = IndexMap::new();
             while let Some(key) = map.next_key::<String>()? {
                 if steps.contains_key(&key) {
-                    return Err(serde::de::Error::custom(format!("duplicate step id `{key}`")));
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate step id `{key}`"
+                    )));
                 }
                 let step: WorkflowStep = map.next_value()?;
                 steps.insert(key, step);
