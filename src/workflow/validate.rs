@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashSet;
+
 use indexmap::IndexMap;
 use serde_json::Value;
 
@@ -576,7 +578,8 @@ fn check_control_flow(
 
 /// Warns where a step reads a result that a later step on the same path has replaced: a
 /// second step with the same operation runs after the one read and before the reader, and
-/// its own result is not read. One warning per replaced result, at its first stale reader,
+/// its own result is not read, and that step is in a loop (so control comes back to the
+/// reader with the old result in hand). One warning per replaced result, at its first stale reader,
 /// naming every other reader it misleads. Returns the replacing steps, whose output is the
 /// one the readers missed.
 fn check_stale_inputs(
@@ -585,6 +588,15 @@ fn check_stale_inputs(
     references: &[(String, Reference<'_>)],
     out: &mut Vec<Problem>,
 ) -> Vec<String> {
+    // Only a step inside a loop can replace a result and then hand control back to a reader.
+    let in_loops: Vec<usize> = graph.loops().into_iter().flatten().collect();
+    if in_loops.is_empty() {
+        return Vec::new();
+    }
+    let read_pairs: HashSet<(&str, &str)> = references
+        .iter()
+        .map(|(reader, r)| (reader.as_str(), r.target))
+        .collect();
     // (read step, replacing step) -> the stale reading references, in file order.
     let mut stale: IndexMap<(usize, usize), Vec<(&str, &Reference<'_>)>> = IndexMap::new();
     for (reader, r) in references.iter().filter(|(_, r)| r.is_input) {
@@ -593,17 +605,13 @@ fn check_stale_inputs(
             continue;
         };
         let target_step = &workflow.steps[target_node];
-        let reads = |id: &str| {
-            references
-                .iter()
-                .any(|(who, r)| who == reader && r.target == id)
-        };
-        for (candidate_node, candidate) in workflow.steps.values().enumerate() {
+        for &candidate_node in &in_loops {
+            let candidate = &workflow.steps[candidate_node];
             let replaces = candidate_node != target_node
                 && candidate_node != reader_node
                 && candidate.step_type == target_step.step_type
                 && candidate.operation == target_step.operation
-                && !reads(&candidate.id)
+                && !read_pairs.contains(&(reader.as_str(), candidate.id.as_str()))
                 && graph.reaches(target_node, candidate_node)
                 && graph.reaches(candidate_node, reader_node);
             if replaces {
@@ -675,9 +683,11 @@ fn check_unread_results(
     start: usize,
     out: &mut Vec<Problem>,
 ) {
+    let read_steps: HashSet<&str> = references.iter().map(|(_, r)| r.target).collect();
     for (node, (key, step)) in workflow.steps.iter().enumerate() {
-        let read = references.iter().any(|(_, r)| r.target == key)
+        let read = read_steps.contains(key.as_str())
             || step.condition.is_some()
+            || step.step_type == StepType::Conditional
             || already_reported.contains(key);
         if read || step.next_steps.is_terminal() || !graph.reachable_from(start, node) {
             continue;
