@@ -1188,17 +1188,22 @@ fn finish(
         state.failed_step = failed_step.map(str::to_string);
         state.current = None;
         state.finished_at = Some(finished_at);
+        inner.store.record_execution_status(
+            &execution.id,
+            status,
+            error.clone(),
+            Some(finished_at),
+        );
+        // Emitted under the state lock so that whoever sees the execution finished has
+        // already been sent the event too.
+        inner.events.emit(Event::ExecutionFinished {
+            execution_id: execution.id.clone(),
+            status,
+            error,
+            at: finished_at,
+        });
     }
     execution.finished.notify_all();
-    inner
-        .store
-        .record_execution_status(&execution.id, status, error.clone(), Some(finished_at));
-    inner.events.emit(Event::ExecutionFinished {
-        execution_id: execution.id.clone(),
-        status,
-        error,
-        at: finished_at,
-    });
     let mut order = inner.finished_order.lock();
     order.push_back(execution.id.clone());
     if order.len() > inner.config.finished_kept {

@@ -314,7 +314,11 @@ impl Store {
         note: &str,
     ) -> Result<u32, StoreError> {
         let mut conn = self.reader.lock();
-        let tx = conn.transaction().map_err(self.sql())?;
+        // IMMEDIATE takes the write lock up front: a deferred transaction that read first
+        // could not upgrade once the writer thread had committed (SQLITE_BUSY_SNAPSHOT).
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.sql())?;
         let latest: Option<(i64, String)> = tx
             .query_row(
                 "SELECT version, definition FROM workflow_versions WHERE workflow_id = ?1 ORDER BY version DESC LIMIT 1",
