@@ -15,6 +15,10 @@ use clap::{Parser, Subcommand};
     about = "Design and run AI audio pipelines as node graphs"
 )]
 struct Cli {
+    /// Folder holding the history database and the artifact workspace (default: the
+    /// platform's data folder, or $GRYM_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -47,18 +51,71 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run a workflow headless: progress on a terminal, a summary at the end.
+    Run {
+        /// Workflow file (.ron or .json).
+        workflow: PathBuf,
+        /// Run parameter as key=value (value read as JSON where it parses, else a string).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Print the finished execution (results, step runs) as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Folder for exported files (default: a folder per execution in the data folder).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Run one operation, e.g. `op analysis/features --input audio=song.wav`.
+    Op {
+        /// TYPE/NAME, as `grym-synth ops` lists them.
+        operation: String,
+        /// Input as name=value (a file path, or JSON).
+        #[arg(long = "input", value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
+        /// Parameter as key=value (value read as JSON where it parses, else a string).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Print only the result object as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// List the operation catalog with inputs, parameters and results.
+    Ops {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List past executions, newest first.
+    History {
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Continue an interrupted execution from its last completed step.
+    Resume {
+        execution: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
+    let data_dir = cli.data_dir.as_deref();
     let result = match cli.command {
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Validate { files, json }) => commands::validate::execute(&files, json),
+        Some(Command::Validate { files, json }) => {
+            let catalog = grym_synth::ops::builtin_registry();
+            commands::validate::execute_with(&files, json, Some(&catalog))
+        }
         Some(Command::Convert { input, output }) => commands::convert::execute(&input, &output),
         Some(Command::New {
             template,
@@ -66,6 +123,24 @@ fn main() -> ExitCode {
             output,
             force,
         }) => commands::new::execute(template.as_deref(), list, output.as_deref(), force),
+        Some(Command::Run {
+            workflow,
+            params,
+            json,
+            out,
+        }) => commands::run::execute(&workflow, &params, json, out.as_deref(), data_dir),
+        Some(Command::Op {
+            operation,
+            inputs,
+            params,
+            json,
+            out,
+        }) => commands::op::execute(&operation, &inputs, &params, json, out.as_deref(), data_dir),
+        Some(Command::Ops { json }) => commands::ops::execute(json),
+        Some(Command::History { json, limit }) => commands::history::execute(json, limit, data_dir),
+        Some(Command::Resume { execution, json }) => {
+            commands::resume::execute(&execution, json, data_dir)
+        }
     };
     match result {
         Ok(code) => code,

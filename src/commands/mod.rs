@@ -1,5 +1,11 @@
 //! One module per subcommand.
 
+pub mod common;
 pub mod convert;
+pub mod history;
 pub mod new;
+pub mod op;
+pub mod ops;
+pub mod resume;
+pub mod run;
 pub mod validate;

@@ -47,11 +47,7 @@ fn check_file(path: &Path, catalog: Option<&dyn StepCatalog>) -> FileReport {
     }
 }
 
-/// `grym-synth validate FILE... [--json]`
-pub fn execute(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
-    execute_with(files, json, None)
-}
-
+/// `grym-synth validate FILE... [--json]`, checking steps against `catalog` when given.
 pub fn execute_with(
     files: &[PathBuf],
     json: bool,

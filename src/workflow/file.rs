@@ -153,10 +153,39 @@ pub fn parse_str(text: &str, format: Format) -> Result<Workflow, FileError> {
             message: "the file is empty".into(),
         });
     }
-    match format {
-        Format::Json => parse_json(text),
-        Format::Ron => parse_ron(text),
+    let workflow = match format {
+        Format::Json => parse_json(text)?,
+        Format::Ron => parse_ron(text)?,
+    };
+    check_finite_numbers(&workflow)?;
+    Ok(workflow)
+}
+
+/// RON reads `inf` and `NaN`, JSON cannot write them: refuse them in the model's own number
+/// fields so that every workflow that loads also saves in both formats.
+fn check_finite_numbers(workflow: &Workflow) -> Result<(), FileError> {
+    let refuse = |field: String, value: f64| FileError::Parse {
+        path: None,
+        location: None,
+        message: format!("{field} is {value}; it must be a finite number"),
+    };
+    for (id, step) in &workflow.steps {
+        if let Some(t) = step.timeout_seconds
+            && !t.is_finite()
+        {
+            return Err(refuse(format!("steps.{id}.timeoutSeconds"), t));
+        }
     }
+    if let Some(layout) = &workflow.layout {
+        for (id, p) in &layout.nodes {
+            for (axis, v) in [("x", p.x), ("y", p.y)] {
+                if !v.is_finite() {
+                    return Err(refuse(format!("layout.nodes.{id}.{axis}"), f64::from(v)));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_schema_version(version: Option<&Value>) -> Result<(), FileError> {
@@ -196,14 +225,22 @@ fn parse_ron(text: &str) -> Result<Workflow, FileError> {
         location: location_in(text, e.span.start.line, e.span.start.col),
         message: e.code.to_string(),
     };
-    let options = ron::Options::default();
-    if let Some(found) = ron_schema_version(text) {
-        check_schema_version(Some(&Value::from(found)))?;
+    match ron::Options::default().from_str::<Workflow>(text) {
+        Ok(workflow) => {
+            check_schema_version(Some(&Value::from(workflow.schema_version)))?;
+            Ok(workflow)
+        }
+        Err(e) => {
+            // A newer file may fail on fields this build has never heard of: say why.
+            if let Some(found) = ron_schema_version(text) {
+                check_schema_version(Some(&Value::from(found)))?;
+            }
+            Err(ron_error(e))
+        }
     }
-    options.from_str(text).map_err(ron_error)
 }
 
-/// Finds `schemaVersion: N` at the top level of a RON workflow without parsing the rest.
+/// Guesses `schemaVersion: N` in RON text that does not parse, to explain the failure.
 fn ron_schema_version(text: &str) -> Option<u64> {
     let at = text.find("schemaVersion")?;
     let rest = text[at + "schemaVersion".len()..]

@@ -1,0 +1,71 @@
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+use grym_synth::engine::RunOptions;
+use grym_synth::workflow::{InputSource, StepInput, StepType, Workflow, WorkflowStep};
+
+use super::common::{
+    exit_code, follow, open_engine, output_dir, parse_assignments, report_failure,
+};
+
+/// `grym-synth op TYPE/OPERATION [--input name=path]... [--param key=value]... [--json]`:
+/// runs one operation as a one-step workflow, so it is recorded and cached like any other.
+pub fn execute(
+    operation: &str,
+    inputs: &[String],
+    params: &[String],
+    json: bool,
+    out: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let Some((type_name, name)) = operation.split_once('/') else {
+        bail!("`{operation}`: write the operation as TYPE/NAME, e.g. analysis/features");
+    };
+    let step_type = StepType::parse(type_name).ok_or_else(|| {
+        anyhow!(
+            "`{type_name}` is not a step type (analysis, generation, conditional, transformation)"
+        )
+    })?;
+    let engine = open_engine(data_dir)?;
+    if engine.registry().get(step_type, name).is_none() {
+        let names: Vec<String> = engine
+            .registry()
+            .specs()
+            .map(|s| s.qualified_name())
+            .collect();
+        bail!(
+            "there is no operation `{operation}`; run `grym-synth ops` to list them ({})",
+            names.join(", ")
+        );
+    }
+    let mut step = WorkflowStep::new("op", step_type, name);
+    step.parameters = parse_assignments(params)?;
+    let inputs = parse_assignments(inputs)?;
+    let mut wf = Workflow::new(&format!("op-{step_type}-{name}"), operation, step.clone());
+    for (input_name, value) in inputs {
+        let key = format!("input.{input_name}");
+        wf.parameters.insert(key.clone(), value);
+        let mut input = StepInput::new(InputSource::Parameter, &key);
+        input.name = Some(input_name);
+        step.inputs.push(input);
+    }
+    wf.steps.insert("op".into(), step);
+    let events = engine.subscribe();
+    let id = engine.run(
+        wf,
+        Default::default(),
+        RunOptions {
+            output_dir: output_dir(out)?,
+        },
+    )?;
+    let run = follow(&engine, events, &id, 1, json)?;
+    engine.shutdown();
+    match run.results.get("op") {
+        Some(result) if json => println!("{}", serde_json::to_string_pretty(result)?),
+        Some(result) => println!("{}", serde_json::to_string_pretty(result)?),
+        None => {}
+    }
+    report_failure(&run);
+    Ok(exit_code(run.status))
+}
