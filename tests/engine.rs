@@ -611,3 +611,60 @@ fn events_follow_an_execution_from_start_to_finish() {
         ]
     );
 }
+
+#[test]
+fn the_context_repository_scopes_items_to_workflows_and_executions() {
+    use grym_synth::engine::{ContextQuery, WorkflowContextAdapter};
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine(dir.path(), 2);
+    let id = engine
+        .run(chain(), params(json!({})), RunOptions::default())
+        .unwrap();
+    engine.wait(&id, WAIT).unwrap();
+    let other = engine
+        .run(
+            workflow(
+                "other",
+                "a",
+                json!({"start": 1}),
+                json!({"a": {"type": "transformation", "operation": "add",
+                "inputs": [{"source": "parameter", "key": "start"}]}}),
+            ),
+            params(json!({})),
+            RunOptions::default(),
+        )
+        .unwrap();
+    engine.wait(&other, WAIT).unwrap();
+
+    let chain_context = WorkflowContextAdapter::new(engine.context().clone(), "chain", Some(&id));
+    chain_context.store_context("note", vec!["quality".into()], json!({"text": "too quiet"}));
+    let everything = chain_context.get_context(&ContextQuery::default()).unwrap();
+    // Three step results and the note, newest first, all of this workflow and execution.
+    assert_eq!(everything.len(), 4);
+    assert!(
+        everything
+            .iter()
+            .all(|i| i.tags.contains(&format!("workflow:chain")))
+    );
+    let notes = chain_context
+        .get_context(&ContextQuery {
+            kind: Some("note".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].payload["text"], "too quiet");
+    let step_b = chain_context
+        .get_context(&ContextQuery {
+            tags: vec!["step:b".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(step_b.len(), 1);
+    assert_eq!(step_b[0].payload["value"], json!(12.0));
+    // Another workflow's adapter sees none of it.
+    let other_context = WorkflowContextAdapter::new(engine.context().clone(), "other", None);
+    let theirs = other_context.get_context(&ContextQuery::default()).unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert!(theirs[0].tags.contains(&"step:a".to_string()));
+}

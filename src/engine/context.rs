@@ -21,6 +21,39 @@ pub struct ContextQuery {
     pub limit: usize,
 }
 
+/// What a tag query asks of step results; `None` when a tag is one step results never carry.
+struct StepResultScope<'a> {
+    workflow: Option<&'a str>,
+    execution: Option<&'a str>,
+    step: Option<&'a str>,
+}
+
+impl<'a> StepResultScope<'a> {
+    fn from_tags(tags: &'a [String]) -> Option<Self> {
+        let mut scope = StepResultScope {
+            workflow: None,
+            execution: None,
+            step: None,
+        };
+        for tag in tags {
+            let (slot, value) = if let Some(v) = tag.strip_prefix("workflow:") {
+                (&mut scope.workflow, v)
+            } else if let Some(v) = tag.strip_prefix("execution:") {
+                (&mut scope.execution, v)
+            } else if let Some(v) = tag.strip_prefix("step:") {
+                (&mut scope.step, v)
+            } else {
+                return None;
+            };
+            match slot {
+                Some(existing) if *existing != value => return None,
+                _ => *slot = Some(value),
+            }
+        }
+        Some(scope)
+    }
+}
+
 /// Tagged items in the database.
 #[derive(Clone)]
 pub struct ContextRepository {
@@ -44,12 +77,28 @@ impl ContextRepository {
         item
     }
 
-    /// Items matching `query`, newest first. Sees every item stored before the call.
+    /// Items matching `query`, newest first: stored items and the results of finished steps.
+    /// Sees every item stored and every step finished before the call.
     pub fn query(&self, query: &ContextQuery) -> Result<Vec<ContextItem>, StoreError> {
         self.store.flush()?;
         let limit = if query.limit == 0 { 100 } else { query.limit };
-        self.store
-            .query_context(&query.tags, query.kind.as_deref(), query.since, limit)
+        let mut items =
+            self.store
+                .query_context(&query.tags, query.kind.as_deref(), query.since, limit)?;
+        if query.kind.as_deref().is_none_or(|k| k == STEP_RESULT_KIND)
+            && let Some(scope) = StepResultScope::from_tags(&query.tags)
+        {
+            items.extend(self.store.query_step_results(
+                scope.workflow,
+                scope.execution,
+                scope.step,
+                query.since,
+                limit,
+            )?);
+            items.sort_by_key(|i| std::cmp::Reverse(i.created_at));
+            items.truncate(limit);
+        }
+        Ok(items)
     }
 }
 

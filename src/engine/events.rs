@@ -115,6 +115,13 @@ impl EventBus {
         }
     }
 
+    /// Builds and sends the event only when someone listens.
+    pub fn emit_with(&self, event: impl FnOnce() -> Event) {
+        if self.has_subscribers() {
+            self.emit(event());
+        }
+    }
+
     pub fn has_subscribers(&self) -> bool {
         !self.subscribers.lock().is_empty()
     }

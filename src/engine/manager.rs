@@ -17,9 +17,7 @@ use parking_lot::RwLock;
 use serde_json::Value;
 
 use super::cache::ResultCache;
-use super::context::{
-    ContextQuery, ContextRepository, STEP_RESULT_KIND, execution_tag, step_tag, workflow_tag,
-};
+use super::context::{ContextQuery, ContextRepository, STEP_RESULT_KIND, step_tag, workflow_tag};
 use super::events::{Event, EventBus, summarize};
 use super::execution::{CurrentStep, Execution, ExecutionSnapshot, ExecutionStatus};
 use super::operation::{CancellationToken, OpContext, OpError, ProgressSink, ResolvedInput};
@@ -723,7 +721,7 @@ fn run_attempt(inner: &Arc<Inner>, execution: &Arc<Execution>, attempt: Attempt)
         branch: None,
     };
     inner.store.record_step_run(&execution.id, run.clone());
-    inner.events.emit(Event::StepStarted {
+    inner.events.emit_with(|| Event::StepStarted {
         execution_id: execution.id.clone(),
         step_id: attempt.step_id.clone(),
         iteration: attempt.iteration,
@@ -1093,22 +1091,13 @@ fn complete_step(
     run.result = Some(result.clone());
     let duration_ms = run.duration_ms.unwrap_or(0.0);
     let iteration = run.iteration;
-    inner.context.store(
-        STEP_RESULT_KIND,
-        vec![
-            workflow_tag(&execution.workflow.id),
-            execution_tag(&execution.id),
-            step_tag(&step.id),
-        ],
-        result.clone(),
-    );
     inner.store.record_step_run(&execution.id, run.clone());
     {
         let mut state = execution.state.lock();
         state.results.insert(step.id.clone(), result.clone());
         state.step_runs.push(run);
     }
-    inner.events.emit(Event::StepFinished {
+    inner.events.emit_with(|| Event::StepFinished {
         execution_id: execution.id.clone(),
         step_id: step.id.clone(),
         iteration,

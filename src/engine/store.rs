@@ -520,6 +520,68 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(self.sql())
     }
 
+    /// Completed step results as context items (kind `step_result`, tagged `workflow:`,
+    /// `execution:` and `step:`), read from the step runs instead of being stored twice.
+    pub fn query_step_results(
+        &self,
+        workflow_id: Option<&str>,
+        execution_id: Option<&str>,
+        step_id: Option<&str>,
+        since: Option<SystemTime>,
+        limit: usize,
+    ) -> Result<Vec<ContextItem>, StoreError> {
+        let conn = self.reader.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT r.execution_id, r.seq, r.step_id, e.workflow_id, r.result, COALESCE(r.finished_at, r.started_at)
+                 FROM step_runs r JOIN executions e ON e.id = r.execution_id
+                 WHERE r.status = 'completed' AND r.result IS NOT NULL
+                   AND (?1 IS NULL OR e.workflow_id = ?1)
+                   AND (?2 IS NULL OR r.execution_id = ?2)
+                   AND (?3 IS NULL OR r.step_id = ?3)
+                   AND (?4 IS NULL OR COALESCE(r.finished_at, r.started_at) >= ?4)
+                 ORDER BY COALESCE(r.finished_at, r.started_at) DESC, r.rowid DESC LIMIT ?5",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(
+                params![
+                    workflow_id,
+                    execution_id,
+                    step_id,
+                    since.map(unix_ms),
+                    limit as i64
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                },
+            )
+            .map_err(self.sql())?;
+        let mut items = Vec::new();
+        for row in rows {
+            let (execution, seq, step, workflow, result, at) = row.map_err(self.sql())?;
+            items.push(ContextItem {
+                id: format!("{execution}/{seq}"),
+                kind: super::context::STEP_RESULT_KIND.to_string(),
+                tags: vec![
+                    super::context::workflow_tag(&workflow),
+                    super::context::execution_tag(&execution),
+                    super::context::step_tag(&step),
+                ],
+                payload: serde_json::from_str(&result).unwrap_or(Value::Null),
+                created_at: from_unix_ms(at),
+            });
+        }
+        Ok(items)
+    }
+
     /// Context items carrying every tag in `tags` (and of `kind`, when given), created at or
     /// after `since`, newest first.
     pub fn query_context(
@@ -666,6 +728,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
                 owner_pid INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS executions_by_status ON executions (status);
+            CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id);
             CREATE TABLE IF NOT EXISTS step_runs (
                 execution_id TEXT NOT NULL,
                 seq INTEGER NOT NULL,
@@ -682,6 +745,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
                 branch INTEGER,
                 PRIMARY KEY (execution_id, seq)
             );
+            CREATE INDEX IF NOT EXISTS step_runs_by_step ON step_runs (step_id, status);
             CREATE TABLE IF NOT EXISTS context_items (
                 id TEXT PRIMARY KEY,
                 kind TEXT NOT NULL,
