@@ -644,7 +644,7 @@ fn the_context_repository_scopes_items_to_workflows_and_executions() {
     assert!(
         everything
             .iter()
-            .all(|i| i.tags.contains(&format!("workflow:chain")))
+            .all(|i| i.tags.contains(&"workflow:chain".to_string()))
     );
     let notes = chain_context
         .get_context(&ContextQuery {
