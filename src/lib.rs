@@ -5,6 +5,7 @@
 //! executions, context, cache, history) → [`ops`] (the operation catalog), which uses
 //! [`audio`] (I/O and DSP) and [`models`]. See ARCHITECTURE.md.
 
+pub mod api;
 pub mod audio;
 pub mod engine;
 pub mod models;

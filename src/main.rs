@@ -94,6 +94,21 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Serve the REST API (and its event streams) for programs and LLMs.
+    Serve {
+        /// Address to listen on; anything but loopback needs --token.
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        bind: std::net::SocketAddr,
+        /// Bearer token every request must present (or $GRYM_API_TOKEN).
+        #[arg(long, env = "GRYM_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Folder that audio paths in requests must stay inside (repeatable; default: the
+        /// current folder).
+        #[arg(long = "root", value_name = "DIR")]
+        roots: Vec<PathBuf>,
+    },
+    /// Print the REST API's OpenAPI document.
+    Openapi,
     /// Continue an interrupted execution from its last completed step.
     Resume {
         execution: String,
@@ -138,6 +153,15 @@ fn main() -> ExitCode {
         }) => commands::op::execute(&operation, &inputs, &params, json, out.as_deref(), data_dir),
         Some(Command::Ops { json }) => commands::ops::execute(json),
         Some(Command::History { json, limit }) => commands::history::execute(json, limit, data_dir),
+        Some(Command::Serve { bind, token, roots }) => {
+            commands::serve::execute(bind, token, roots, data_dir)
+        }
+        Some(Command::Openapi) => {
+            use std::io::Write;
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{}", grym_synth::api::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Resume { execution, json }) => {
             commands::resume::execute(&execution, json, data_dir)
         }

@@ -8,4 +8,5 @@ pub mod op;
 pub mod ops;
 pub mod resume;
 pub mod run;
+pub mod serve;
 pub mod validate;

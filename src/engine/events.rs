@@ -15,6 +15,7 @@ pub enum Event {
     ExecutionStarted {
         execution_id: String,
         workflow_id: String,
+        #[serde(with = "crate::engine::timefmt")]
         at: SystemTime,
     },
     StepStarted {
@@ -22,6 +23,7 @@ pub enum Event {
         step_id: String,
         iteration: u32,
         attempt: u32,
+        #[serde(with = "crate::engine::timefmt")]
         at: SystemTime,
     },
     StepProgress {
@@ -56,6 +58,7 @@ pub enum Event {
         status: super::ExecutionStatus,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        #[serde(with = "crate::engine::timefmt")]
         at: SystemTime,
     },
     Log {

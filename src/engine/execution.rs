@@ -87,8 +87,10 @@ pub struct ExecutionSnapshot {
     pub results: HashMap<String, Value>,
     /// Every attempt of every visit of every step, in order.
     pub step_runs: Vec<StepRunRecord>,
+    #[serde(with = "crate::engine::timefmt")]
     pub started_at: SystemTime,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "crate::engine::timefmt::option")]
     pub finished_at: Option<SystemTime>,
     pub output_dir: PathBuf,
 }

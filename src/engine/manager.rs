@@ -180,6 +180,13 @@ impl Engine {
     /// Validates and registers a workflow (replacing one with the same id) and stores it as
     /// a new version when it changed. Returns the validation report (warnings included).
     pub fn register(&self, workflow: Workflow) -> Result<Report, EngineError> {
+        let who = workflow.metadata.created_by.clone();
+        self.register_as(workflow, &who).map(|(report, _)| report)
+    }
+
+    /// [`register`](Self::register), recording `who` made this version; returns the report
+    /// and the version number.
+    pub fn register_as(&self, workflow: Workflow, who: &str) -> Result<(Report, u32), EngineError> {
         let report = self.validate(&workflow);
         if !report.is_valid() {
             return Err(EngineError::Invalid {
@@ -187,18 +194,92 @@ impl Engine {
                 report,
             });
         }
-        let json = serde_json::to_string(&workflow).unwrap_or_default();
-        self.inner.store.save_workflow_version(
-            &workflow.id,
-            &json,
-            &workflow.metadata.created_by,
-            "",
-        )?;
+        let previous = self.latest_version(&workflow.id)?.map(|(_, wf)| wf);
+        let note = match &previous {
+            Some(before) => {
+                crate::workflow::diff::summarize(&crate::workflow::diff::diff(before, &workflow))
+            }
+            None => "created".to_string(),
+        };
+        let json = serde_json::to_string(&workflow).map_err(|e| EngineError::Io {
+            path: PathBuf::from(&workflow.id),
+            message: format!("cannot serialize the workflow: {e}"),
+        })?;
+        let version = self
+            .inner
+            .store
+            .save_workflow_version(&workflow.id, &json, who, &note)?;
         self.inner
             .workflows
             .write()
             .insert(workflow.id.clone(), Arc::new(workflow));
-        Ok(report)
+        Ok((report, version))
+    }
+
+    /// The newest stored version of a workflow that has not been deleted since.
+    fn latest_version(&self, id: &str) -> Result<Option<(u32, Workflow)>, EngineError> {
+        let versions = self.inner.store.workflow_versions(id)?;
+        Ok(versions.last().and_then(|v| {
+            serde_json::from_str(&v.definition)
+                .ok()
+                .map(|wf| (v.version, wf))
+        }))
+    }
+
+    /// Registers the newest version of every workflow stored in the database (those deleted
+    /// stay deleted). Returns how many were loaded.
+    pub fn load_saved_workflows(&self) -> Result<usize, EngineError> {
+        let ids = self.inner.store.workflow_ids()?;
+        let mut loaded = 0;
+        for id in ids {
+            if let Some((_, wf)) = self.latest_version(&id)? {
+                self.inner.workflows.write().insert(id, Arc::new(wf));
+                loaded += 1;
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Every stored version of a workflow, oldest first (a deletion is a version with an
+    /// empty definition).
+    pub fn versions(&self, id: &str) -> Result<Vec<super::store::WorkflowVersion>, EngineError> {
+        Ok(self.inner.store.workflow_versions(id)?)
+    }
+
+    /// One stored version.
+    pub fn version(&self, id: &str, version: u32) -> Result<Workflow, EngineError> {
+        let versions = self.inner.store.workflow_versions(id)?;
+        let v = versions
+            .iter()
+            .find(|v| v.version == version)
+            .ok_or_else(|| EngineError::UnknownWorkflow(format!("{id} version {version}")))?;
+        serde_json::from_str(&v.definition).map_err(|e| EngineError::NotResumable {
+            id: id.to_string(),
+            reason: format!("version {version} is unreadable: {e}"),
+        })
+    }
+
+    /// Makes an old version current again, as a new version.
+    pub fn rollback(
+        &self,
+        id: &str,
+        version: u32,
+        who: &str,
+    ) -> Result<(Report, u32), EngineError> {
+        let mut wf = self.version(id, version)?;
+        wf.metadata.updated_at = chrono::Utc::now();
+        self.register_as(wf, who)
+    }
+
+    /// Unregisters a workflow and records its deletion as a version; its history stays.
+    pub fn delete_workflow(&self, id: &str, who: &str) -> Result<(), EngineError> {
+        if self.inner.workflows.write().remove(id).is_none() {
+            return Err(EngineError::UnknownWorkflow(id.to_string()));
+        }
+        self.inner
+            .store
+            .save_workflow_version(id, "", who, "deleted")?;
+        Ok(())
     }
 
     pub fn workflow(&self, id: &str) -> Option<Arc<Workflow>> {
@@ -209,10 +290,6 @@ impl Engine {
         let mut all: Vec<_> = self.inner.workflows.read().values().cloned().collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
-    }
-
-    pub fn unregister(&self, id: &str) -> bool {
-        self.inner.workflows.write().remove(id).is_some()
     }
 
     /// Starts an execution of a registered workflow. `params` override the workflow's

@@ -15,6 +15,7 @@ pub mod registry;
 pub mod resolve;
 pub mod scheduler;
 pub mod store;
+pub mod timefmt;
 mod timer;
 
 pub use artifact::AudioArtifact;

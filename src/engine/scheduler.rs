@@ -91,10 +91,13 @@ pub struct TaskInfo {
     pub step_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(with = "crate::engine::timefmt")]
     pub submitted_at: SystemTime,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "crate::engine::timefmt::option")]
     pub started_at: Option<SystemTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "crate::engine::timefmt::option")]
     pub finished_at: Option<SystemTime>,
 }
 

@@ -66,8 +66,10 @@ pub struct ExecutionRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub parameters: Value,
+    #[serde(with = "crate::engine::timefmt")]
     pub started_at: SystemTime,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "crate::engine::timefmt::option")]
     pub finished_at: Option<SystemTime>,
     pub output_dir: PathBuf,
     /// The workflow as it was when the execution started (JSON).
@@ -122,8 +124,10 @@ pub struct StepRunRecord {
     /// Which try of this visit (1 unless retried).
     pub attempt: u32,
     pub status: StepRunStatus,
+    #[serde(with = "crate::engine::timefmt")]
     pub started_at: SystemTime,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "crate::engine::timefmt::option")]
     pub finished_at: Option<SystemTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
@@ -145,6 +149,7 @@ pub struct ContextItem {
     pub kind: String,
     pub tags: Vec<String>,
     pub payload: Value,
+    #[serde(with = "crate::engine::timefmt")]
     pub created_at: SystemTime,
 }
 
@@ -154,6 +159,7 @@ pub struct ContextItem {
 pub struct WorkflowVersion {
     pub workflow_id: String,
     pub version: u32,
+    #[serde(with = "crate::engine::timefmt")]
     pub created_at: SystemTime,
     pub created_by: String,
     pub note: String,
@@ -360,6 +366,20 @@ impl Store {
                     definition: r.get(5)?,
                 })
             })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Ids of every workflow with stored versions.
+    pub fn workflow_ids(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.reader.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT DISTINCT workflow_id FROM workflow_versions ORDER BY workflow_id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
             .map_err(self.sql())?;
         rows.collect::<Result<_, _>>().map_err(self.sql())
     }

@@ -1,6 +1,7 @@
 //! The workflow data model, its files and its validation. Depends on nothing else in the
 //! crate.
 
+pub mod diff;
 pub mod file;
 pub mod graph;
 pub mod model;

@@ -16,7 +16,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub type ParamMap = IndexMap<String, Value>;
 
 /// A whole workflow: the plan's `Workflow` interface.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Workflow {
     /// Version of this file format. Absent in files written before versioning (read as 1);
@@ -33,6 +33,7 @@ pub struct Workflow {
     pub steps: IndexMap<String, WorkflowStep>,
     /// Run parameters and their defaults (`null` = must be supplied at run time).
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub parameters: ParamMap,
     pub metadata: Metadata,
     /// Node positions for the editor; the engine ignores it.
@@ -45,7 +46,7 @@ fn default_schema_version() -> u32 {
 }
 
 /// Who made the workflow and when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
     pub created_at: DateTime<Utc>,
@@ -71,7 +72,7 @@ impl Metadata {
 }
 
 /// The plan's `WorkflowStep`, plus optional scheduling fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkflowStep {
     pub id: String,
@@ -84,6 +85,7 @@ pub struct WorkflowStep {
     #[serde(default)]
     pub inputs: Vec<StepInput>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub parameters: ParamMap,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Condition>,
@@ -145,7 +147,19 @@ impl WorkflowStep {
 }
 
 /// The four kinds of step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StepType {
     Analysis,
@@ -183,7 +197,7 @@ impl fmt::Display for StepType {
 }
 
 /// Where a step input comes from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StepInput {
     pub source: InputSource,
@@ -214,7 +228,7 @@ impl StepInput {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InputSource {
     Parameter,
@@ -234,15 +248,16 @@ impl InputSource {
 
 /// The plan's step condition. `left_operand` is a path into the step's own result
 /// (`result.qualityScore`); the outcome selects the `"true"` or `"false"` branch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Condition {
     pub operator: ConditionOperator,
     pub left_operand: String,
+    #[schema(value_type = Object)]
     pub right_operand: Value,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConditionOperator {
     Equals,
@@ -270,7 +285,7 @@ impl ConditionOperator {
 }
 
 /// Where control goes after a step.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NextSteps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -286,7 +301,7 @@ impl NextSteps {
 }
 
 /// One branch of a conditional step: `condition` is `"true"` or `"false"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConditionalNext {
     pub condition: String,
@@ -294,7 +309,7 @@ pub struct ConditionalNext {
 }
 
 /// Editor-only node placement.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Layout {
     /// Canvas position of each step's node, by step id.
@@ -302,7 +317,7 @@ pub struct Layout {
     pub nodes: IndexMap<String, NodePosition>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodePosition {
     pub x: f32,

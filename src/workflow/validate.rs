@@ -14,7 +14,19 @@ use super::model::{ConditionOperator, InputSource, StepType, Workflow, WorkflowS
 /// How many times a step may run in one execution when it sets no `maxIterations`.
 pub const DEFAULT_MAX_ITERATIONS: u32 = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// The workflow cannot run as written.
@@ -26,7 +38,7 @@ pub enum Severity {
 }
 
 /// One finding of the validator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     pub severity: Severity,

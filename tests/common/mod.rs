@@ -329,3 +329,27 @@ pub fn params(v: Value) -> grym_synth::workflow::ParamMap {
         _ => Default::default(),
     }
 }
+
+/// `analysis/probe`: the size of an audio input file (declared `InputKind::Audio`).
+pub struct Probe(pub OperationSpec);
+
+impl Probe {
+    pub fn new() -> Self {
+        let mut spec = spec(StepType::Analysis, "probe", &["audio"], &[]);
+        spec.inputs[0].kind = InputKind::Audio;
+        Probe(spec)
+    }
+}
+
+impl Operation for Probe {
+    fn spec(&self) -> &OperationSpec {
+        &self.0
+    }
+    fn run(&self, ctx: &OpContext<'_>) -> Result<Value, OpError> {
+        let (path, _) = ctx.audio_input("audio")?;
+        let len = std::fs::metadata(&path)
+            .map_err(|e| OpError::invalid(format!("{}: {e}", path.display())))?
+            .len();
+        Ok(json!({ "bytes": len }))
+    }
+}
