@@ -194,7 +194,10 @@ def loudness(raw, sr):
             rel = 10 * np.log10(np.mean(10 ** (g / 10))) - 20
             g = g[g > rel]
             lra = r(np.percentile(g, 95) - np.percentile(g, 10), 4) if len(g) else 0.0
-    up = scipy.signal.resample_poly(x, 4, 1, axis=0)
+    # 4x polyphase interpolation with a 256-tap Kaiser (beta 8) low-pass at the original
+    # Nyquist; scipy's default filter is too short to be flat near Nyquist.
+    h = scipy.signal.firwin(256, 0.25, window=("kaiser", 8.0))
+    up = scipy.signal.resample_poly(x, 4, 1, axis=0, window=h)
     tp = max(np.max(np.abs(up)), np.max(np.abs(x)))
     return {
         "integratedLufs": r(pyloudnorm.Meter(sr).integrated_loudness(raw), 5),

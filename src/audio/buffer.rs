@@ -50,7 +50,7 @@ impl AudioBuffer {
 
     /// Build from interleaved samples (`frame0 ch0, frame0 ch1, …`).
     pub fn from_interleaved(sample_rate: u32, channels: usize, data: &[f32]) -> Result<Self> {
-        if channels == 0 || data.len() % channels != 0 {
+        if channels == 0 || !data.len().is_multiple_of(channels) {
             return Err(AudioError::Invalid(format!(
                 "{} interleaved samples do not divide into {channels} channels",
                 data.len()

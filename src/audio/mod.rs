@@ -6,6 +6,13 @@ pub mod buffer;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod features;
+pub mod loudness;
+pub mod pitch;
+pub mod resample;
+pub mod rhythm;
+pub mod spectral;
+pub mod transform;
 
 pub use buffer::{AudioBuffer, downmix};
 pub use decode::{
@@ -14,6 +21,9 @@ pub use decode::{
 };
 pub use encode::{BitDepth, Dither, WavSpec, WavWriter, write_f32_artifact, write_wav};
 pub use error::{AudioError, Result};
+pub use features::{FeatureParams, Features, extract_features};
+pub use loudness::{LoudnessMeter, LoudnessReport, measure_loudness};
+pub use resample::{StreamResampler, resample};
 
 /// Most channels a file may have (beyond this a header is taken as corrupt).
 pub const MAX_CHANNELS: usize = 64;

@@ -1,0 +1,326 @@
+//! `analysis/features`: the librosa figures of a whole file.
+//!
+//! Every figure is computed on the mono downmix at the file's own sample rate (librosa
+//! `load(sr=None, mono=True)`) with librosa 0.11 defaults: `n_fft` 2048, hop 512, periodic
+//! Hann window, centred frames zero-padded by `n_fft/2` (`pad_mode="constant"`).
+//! - `rms`: mean of `feature.rms` (time-domain frames of 2048, zero-padded).
+//! - `peak`: largest |sample| over all channels of the original; `crestFactor` =
+//!   `peak / rms`.
+//! - `spectralCentroid|Bandwidth|Rolloff|Flatness`: means over frames of the `feature.*`
+//!   functions on the magnitude spectrogram (rolloff 0.85, flatness power 2, amin 1e-10).
+//! - `zeroCrossingRate`: mean of `feature.zero_crossing_rate` (edge padding, threshold
+//!   1e-10, as librosa).
+//! - `mfcc`: means of `feature.mfcc(n_mfcc=13)`: 128 Slaney mel bands, `power_to_db`
+//!   (top_db 80 over the whole file), orthonormal DCT-II.
+//! - `chroma`: means of `feature.chroma_stft` (tuning estimated by `estimate_tuning`).
+//! - `f0`: median YIN f0 over voiced frames (see [`super::pitch`]), `null` if none.
+//! - `tempo`: `feature.tempo` (mean onset strength, 8 s autocorrelation, prior at 120 BPM).
+//! - `loudnessLufs`: BS.1770 integrated loudness of the original channels (pyloudnorm),
+//!   `null` for audio shorter than 0.4 s or silent.
+
+use serde::Serialize;
+
+use super::buffer::AudioBuffer;
+use super::error::{AudioError, Result};
+use super::loudness::integrated_loudness;
+use super::pitch::{YinParams, median_f0};
+use super::rhythm::{Aggregate, TempoParams, onset_envelope_from_db, tempo};
+use super::spectral::{
+    Stft, apply_bank, centered_frames, chroma_filterbank, dct2_ortho, fft_frequencies, hz_to_octs,
+    median, mel_filterbank, parabolic_shifts, power_to_db,
+};
+
+/// Analysis parameters; the defaults are librosa's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureParams {
+    pub n_fft: usize,
+    pub hop_length: usize,
+    pub n_mels: usize,
+    pub n_mfcc: usize,
+    pub rolloff_percent: f64,
+    pub yin: YinParams,
+    pub tempo: TempoParams,
+}
+
+impl Default for FeatureParams {
+    fn default() -> Self {
+        Self {
+            n_fft: 2048,
+            hop_length: 512,
+            n_mels: 128,
+            n_mfcc: 13,
+            rolloff_percent: 0.85,
+            yin: YinParams::default(),
+            tempo: TempoParams::default(),
+        }
+    }
+}
+
+/// The result object of `analysis/features` (keys are the operation's contract).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Features {
+    pub duration: f64,
+    pub sample_rate: u32,
+    pub channels: usize,
+    pub peak: f64,
+    pub rms: f64,
+    pub crest_factor: f64,
+    pub loudness_lufs: Option<f64>,
+    pub spectral_centroid: f64,
+    pub spectral_bandwidth: f64,
+    pub spectral_rolloff: f64,
+    pub spectral_flatness: f64,
+    pub zero_crossing_rate: f64,
+    pub mfcc: Vec<f64>,
+    pub chroma: Vec<f64>,
+    pub f0: Option<f64>,
+    pub tempo: f64,
+}
+
+/// Per-frame spectral statistics, accumulated over the first STFT pass.
+#[derive(Default)]
+struct SpectralSums {
+    centroid: f64,
+    bandwidth: f64,
+    rolloff: f64,
+    flatness: f64,
+}
+
+/// Mean of `feature.rms`.
+pub fn mean_rms(y: &[f32], frame: usize, hop: usize) -> f64 {
+    let half = frame / 2;
+    let frames = centered_frames(y.len(), hop);
+    let sample = |j: isize| -> f64 {
+        if j >= 0 && (j as usize) < y.len() {
+            f64::from(y[j as usize])
+        } else {
+            0.0
+        }
+    };
+    let mut sum = 0.0;
+    for t in 0..frames {
+        let start = (t * hop) as isize - half as isize;
+        let e: f64 = (0..frame as isize).map(|i| sample(start + i).powi(2)).sum();
+        sum += (e / frame as f64).sqrt();
+    }
+    sum / frames as f64
+}
+
+/// Mean of `feature.zero_crossing_rate` (edge-padded frames, |x| <= 1e-10 counts as 0,
+/// zero counts as positive).
+pub fn mean_zero_crossing_rate(y: &[f32], frame: usize, hop: usize) -> f64 {
+    if y.is_empty() {
+        return 0.0;
+    }
+    let half = frame / 2;
+    let frames = centered_frames(y.len(), hop);
+    let neg = |j: isize| -> bool {
+        let s = y[j.clamp(0, y.len() as isize - 1) as usize];
+        let s = if s.abs() <= 1e-10 { 0.0 } else { s };
+        s.is_sign_negative()
+    };
+    let mut sum = 0.0;
+    for t in 0..frames {
+        let start = (t * hop) as isize - half as isize;
+        let crossings = (1..frame as isize)
+            .filter(|&i| neg(start + i) != neg(start + i - 1))
+            .count();
+        sum += crossings as f64 / frame as f64;
+    }
+    sum / frames as f64
+}
+
+/// Tuning deviation in fractions of a semitone (`librosa.estimate_tuning` on the power
+/// spectrogram: piptrack candidates between 150 and 4000 Hz above 0.1 × frame max,
+/// those at or above the median magnitude, histogram at 0.01 resolution).
+fn tuning_from_candidates(candidates: &[(f64, f64)]) -> f64 {
+    let with_pitch: Vec<&(f64, f64)> = candidates.iter().filter(|c| c.0 > 0.0).collect();
+    if with_pitch.is_empty() {
+        return 0.0;
+    }
+    let mut mags: Vec<f64> = with_pitch.iter().map(|c| c.1).collect();
+    let threshold = median(&mut mags).unwrap_or(0.0);
+    let mut counts = [0usize; 100];
+    let mut any = false;
+    for &&(f, m) in &with_pitch {
+        if m < threshold {
+            continue;
+        }
+        let mut r = (12.0 * hz_to_octs(f, 0.0, 12)).rem_euclid(1.0);
+        if r >= 0.5 {
+            r -= 1.0;
+        }
+        // Bins [-0.5 + i/100, -0.5 + (i+1)/100), the last one closed.
+        let i = (((r + 0.5) * 100.0).floor() as usize).min(99);
+        counts[i] += 1;
+        any = true;
+    }
+    if !any {
+        return 0.0;
+    }
+    let best = (0..100).fold(0, |b, i| if counts[i] > counts[b] { i } else { b });
+    -0.5 + best as f64 / 100.0
+}
+
+/// piptrack on one power frame: (frequency, magnitude) of each thresholded local max.
+fn piptrack_frame(p: &[f32], sr: f64, n_fft: usize, out: &mut Vec<(f64, f64)>) {
+    let s: Vec<f64> = p.iter().map(|&v| f64::from(v)).collect();
+    let n = s.len();
+    let max = s.iter().copied().fold(0.0, f64::max);
+    let ref_value = 0.1 * max;
+    let x: Vec<f64> = s
+        .iter()
+        .map(|&v| if v > ref_value { v } else { 0.0 })
+        .collect();
+    let shifts = parabolic_shifts(&s);
+    for k in 1..n {
+        let f = k as f64 * sr / n_fft as f64;
+        if !(150.0..4000.0f64.min(sr / 2.0)).contains(&f) {
+            continue;
+        }
+        let next = if k + 1 < n { x[k + 1] } else { x[k] };
+        if !(x[k] > x[k - 1] && x[k] >= next) {
+            continue;
+        }
+        let grad = if k + 1 < n {
+            (s[k + 1] - s[k - 1]) / 2.0
+        } else {
+            s[k] - s[k - 1]
+        };
+        out.push((
+            (k as f64 + shifts[k]) * sr / n_fft as f64,
+            s[k] + 0.5 * grad * shifts[k],
+        ));
+    }
+}
+
+/// Compute all features of a buffer.
+pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<Features> {
+    if audio.is_empty() {
+        return Err(AudioError::Invalid("cannot analyse empty audio".into()));
+    }
+    let y = audio.to_mono();
+    let sr = f64::from(audio.sample_rate());
+    let (n_fft, hop) = (params.n_fft, params.hop_length);
+    if n_fft < 4 || hop == 0 {
+        return Err(AudioError::Invalid(
+            "n_fft must be >= 4 and hop >= 1".into(),
+        ));
+    }
+    let n_frames = centered_frames(y.len(), hop);
+    let freqs = fft_frequencies(sr, n_fft);
+    let mel_bank = mel_filterbank(sr, n_fft, params.n_mels, 0.0, sr / 2.0);
+
+    // Pass 1: spectral shape, mel power and tuning candidates, frame by frame.
+    let mut stft = Stft::new(n_fft, hop);
+    let nb = stft.n_bins();
+    let mut mag = vec![0.0f32; nb];
+    let mut power = vec![0.0f32; nb];
+    let mut sums = SpectralSums::default();
+    let mut mel = Vec::with_capacity(n_frames);
+    let mut candidates = Vec::new();
+    for t in 0..n_frames {
+        stft.magnitude(&y, t, &mut mag);
+        let total: f64 = mag.iter().map(|&m| f64::from(m)).sum();
+        let norm = if total < f64::from(f32::MIN_POSITIVE) {
+            1.0
+        } else {
+            total
+        };
+        let centroid: f64 = mag
+            .iter()
+            .zip(&freqs)
+            .map(|(&m, f)| f * f64::from(m))
+            .sum::<f64>()
+            / norm;
+        let bandwidth = mag
+            .iter()
+            .zip(&freqs)
+            .map(|(&m, f)| f64::from(m) / norm * (f - centroid).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        // Rolloff: float32 running sum as numpy's cumsum does it.
+        let total32: f32 = mag.iter().sum();
+        let threshold = (params.rolloff_percent * f64::from(total32)) as f32;
+        let mut run = 0.0f32;
+        let mut rolloff = 0.0;
+        for (k, &m) in mag.iter().enumerate() {
+            run += m;
+            if run >= threshold {
+                rolloff = freqs[k];
+                break;
+            }
+        }
+        let mut log_sum = 0.0;
+        let mut lin_sum = 0.0;
+        for (p, &m) in power.iter_mut().zip(&mag) {
+            *p = m * m;
+            let v = f64::from(p.max(1e-10));
+            log_sum += v.ln();
+            lin_sum += v;
+        }
+        sums.centroid += centroid;
+        sums.bandwidth += bandwidth;
+        sums.rolloff += rolloff;
+        sums.flatness += (log_sum / nb as f64).exp() / (lin_sum / nb as f64);
+        mel.push(apply_bank(&mel_bank, &power));
+        piptrack_frame(&power, sr, n_fft, &mut candidates);
+    }
+    let nf = n_frames as f64;
+
+    // MFCC: DCT is linear, so the mean of the MFCCs is the DCT of the mean dB spectrum.
+    power_to_db(&mut mel);
+    let mut mean_db = vec![0.0f64; params.n_mels];
+    for row in &mel {
+        for (m, &v) in mean_db.iter_mut().zip(row) {
+            *m += f64::from(v);
+        }
+    }
+    mean_db.iter_mut().for_each(|m| *m /= nf);
+    let mfcc = dct2_ortho(&mean_db, params.n_mfcc);
+
+    let env = onset_envelope_from_db(&mel, Aggregate::Mean, n_fft, hop);
+    drop(mel);
+    let bpm = tempo(&env, sr, hop, &params.tempo);
+
+    // Pass 2: chroma with the estimated tuning.
+    let tuning = tuning_from_candidates(&candidates);
+    drop(candidates);
+    let chroma_bank = chroma_filterbank(sr, n_fft, tuning);
+    let mut chroma = vec![0.0f64; 12];
+    for t in 0..n_frames {
+        stft.magnitude(&y, t, &mut mag);
+        for (p, &m) in power.iter_mut().zip(&mag) {
+            *p = m * m;
+        }
+        let raw = apply_bank(&chroma_bank, &power);
+        let max = raw.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let norm = if max < f32::MIN_POSITIVE { 1.0 } else { max };
+        for (c, v) in chroma.iter_mut().zip(&raw) {
+            *c += f64::from(v / norm);
+        }
+    }
+    chroma.iter_mut().for_each(|c| *c /= nf);
+
+    let rms = mean_rms(&y, n_fft, hop);
+    let peak = f64::from(audio.peak());
+    Ok(Features {
+        duration: audio.duration_secs(),
+        sample_rate: audio.sample_rate(),
+        channels: audio.num_channels(),
+        peak,
+        rms,
+        crest_factor: if rms > 0.0 { peak / rms } else { 0.0 },
+        loudness_lufs: integrated_loudness(audio),
+        spectral_centroid: sums.centroid / nf,
+        spectral_bandwidth: sums.bandwidth / nf,
+        spectral_rolloff: sums.rolloff / nf,
+        spectral_flatness: sums.flatness / nf,
+        zero_crossing_rate: mean_zero_crossing_rate(&y, n_fft, hop),
+        mfcc,
+        chroma,
+        f0: median_f0(&y, sr, &params.yin),
+        tempo: bpm,
+    })
+}
