@@ -122,7 +122,15 @@ impl AudioReader {
                 FormatOptions::default(),
                 MetadataOptions::default(),
             )
-            .map_err(|e| unsupported(format!("unrecognised or unreadable container: {e}")))?;
+            .map_err(|e| match e {
+                // A recognised container whose structure is broken (e.g. a chunk size
+                // larger than its parent) is corrupt, not merely unsupported.
+                SymError::DecodeError(msg) => AudioError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!("malformed header: {msg}"),
+                },
+                e => unsupported(format!("unrecognised or unreadable container: {e}")),
+            })?;
         let track = format
             .default_track(TrackType::Audio)
             .ok_or_else(|| unsupported("no audio track".into()))?;

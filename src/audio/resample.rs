@@ -19,8 +19,8 @@ fn err(e: impl std::fmt::Display) -> AudioError {
 pub struct StreamResampler {
     inner: Option<Fft<f32>>,
     channels: usize,
+    in_rate: u32,
     out_rate: u32,
-    ratio: f64,
     pending: Vec<Vec<f32>>,
     out: Vec<Vec<f32>>,
     to_trim: usize,
@@ -54,8 +54,8 @@ impl StreamResampler {
         Ok(Self {
             inner,
             channels,
+            in_rate,
             out_rate,
-            ratio: f64::from(out_rate) / f64::from(in_rate),
             pending: vec![Vec::new(); channels],
             out: vec![vec![0.0; max_out]; channels],
             to_trim,
@@ -136,7 +136,9 @@ impl StreamResampler {
         if self.inner.is_none() {
             return AudioBuffer::new(self.out_rate, vec![Vec::new(); self.channels]);
         }
-        let expected = (self.in_total as f64 * self.ratio).ceil() as u64;
+        // Exact integer ceil(in_total × out / in).
+        let (num, den) = (u128::from(self.out_rate), u128::from(self.in_rate));
+        let expected = ((u128::from(self.in_total) * num).div_ceil(den)) as u64;
         let mut blocks = Vec::new();
         let rest = self.pending[0].len();
         if rest > 0 {
