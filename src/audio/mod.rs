@@ -3,11 +3,13 @@
 //! transforms. Pure functions over [`AudioBuffer`]; nothing here knows about the engine.
 
 pub mod buffer;
+pub mod compare;
 pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod features;
 pub mod loudness;
+pub mod patterns;
 pub mod pitch;
 pub mod resample;
 pub mod rhythm;
@@ -15,6 +17,7 @@ pub mod spectral;
 pub mod transform;
 
 pub use buffer::{AudioBuffer, downmix};
+pub use compare::{Comparison, compare};
 pub use decode::{
     AudioInfo, AudioReader, DEFAULT_MAX_SAMPLES, DecodeOptions, NonFinitePolicy, decode_file,
     decode_file_with,
@@ -23,6 +26,7 @@ pub use encode::{BitDepth, Dither, WavSpec, WavWriter, write_f32_artifact, write
 pub use error::{AudioError, Result};
 pub use features::{FeatureParams, Features, extract_features};
 pub use loudness::{LoudnessMeter, LoudnessReport, measure_loudness};
+pub use patterns::{PatternParams, Patterns, analyze_patterns};
 pub use resample::{StreamResampler, resample};
 
 /// Most channels a file may have (beyond this a header is taken as corrupt).
