@@ -26,8 +26,8 @@ use super::loudness::integrated_loudness;
 use super::pitch::{YinParams, median_f0};
 use super::rhythm::{Aggregate, TempoParams, onset_envelope_from_db, tempo};
 use super::spectral::{
-    Stft, apply_bank, centered_frames, chroma_filterbank, dct2_ortho, fft_frequencies, hz_to_octs,
-    median, mel_filterbank, parabolic_shifts, power_to_db,
+    SparseBank, Stft, apply_bank, centered_frames, chroma_filterbank, dct2_ortho, fft_frequencies,
+    hz_to_octs, median, mel_filterbank, parabolic_shifts, power_to_db,
 };
 
 /// Analysis parameters; the defaults are librosa's.
@@ -91,17 +91,13 @@ struct SpectralSums {
 pub fn mean_rms(y: &[f32], frame: usize, hop: usize) -> f64 {
     let half = frame / 2;
     let frames = centered_frames(y.len(), hop);
-    let sample = |j: isize| -> f64 {
-        if j >= 0 && (j as usize) < y.len() {
-            f64::from(y[j as usize])
-        } else {
-            0.0
-        }
-    };
     let mut sum = 0.0;
     for t in 0..frames {
+        // Zero padding contributes nothing: sum the part of the frame inside the signal.
         let start = (t * hop) as isize - half as isize;
-        let e: f64 = (0..frame as isize).map(|i| sample(start + i).powi(2)).sum();
+        let lo = start.max(0) as usize;
+        let hi = ((start + frame as isize).max(0) as usize).min(y.len());
+        let e: f64 = y[lo.min(hi)..hi].iter().map(|&v| f64::from(v * v)).sum();
         sum += (e / frame as f64).sqrt();
     }
     sum / frames as f64
@@ -113,20 +109,24 @@ pub fn mean_zero_crossing_rate(y: &[f32], frame: usize, hop: usize) -> f64 {
     if y.is_empty() {
         return 0.0;
     }
+    let neg = |s: f32| (if s.abs() <= 1e-10 { 0.0 } else { s }).is_sign_negative();
+    // prefix[j] = crossings between samples (i-1, i) for 1 <= i <= j. Edge padding
+    // repeats the end samples, so padded regions never cross.
+    let mut prefix = vec![0u32; y.len()];
+    for j in 1..y.len() {
+        prefix[j] = prefix[j - 1] + u32::from(neg(y[j]) != neg(y[j - 1]));
+    }
     let half = frame / 2;
     let frames = centered_frames(y.len(), hop);
-    let neg = |j: isize| -> bool {
-        let s = y[j.clamp(0, y.len() as isize - 1) as usize];
-        let s = if s.abs() <= 1e-10 { 0.0 } else { s };
-        s.is_sign_negative()
-    };
+    let last = y.len() as isize - 1;
     let mut sum = 0.0;
     for t in 0..frames {
         let start = (t * hop) as isize - half as isize;
-        let crossings = (1..frame as isize)
-            .filter(|&i| neg(start + i) != neg(start + i - 1))
-            .count();
-        sum += crossings as f64 / frame as f64;
+        let a = (start + 1).max(1);
+        let b = (start + frame as isize - 1).min(last);
+        if a <= b {
+            sum += f64::from(prefix[b as usize] - prefix[a as usize - 1]) / frame as f64;
+        }
     }
     sum / frames as f64
 }
@@ -208,9 +208,55 @@ pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<F
             "n_fft must be >= 4 and hop >= 1".into(),
         ));
     }
+    // f0 and loudness do not depend on the spectrogram: run them alongside it.
+    let (f0, loudness, (spectral, rms, zcr)) = std::thread::scope(|scope| {
+        let f0 = scope.spawn(|| median_f0(&y, sr, &params.yin));
+        let loudness = scope.spawn(|| integrated_loudness(audio));
+        let spectral = spectral_figures(&y, sr, params);
+        let rms = mean_rms(&y, n_fft, hop);
+        let zcr = mean_zero_crossing_rate(&y, n_fft, hop);
+        (f0.join(), loudness.join(), (spectral, rms, zcr))
+    });
+    let f0 = f0.map_err(|_| AudioError::Invalid("f0 analysis failed".into()))?;
+    let loudness_lufs =
+        loudness.map_err(|_| AudioError::Invalid("loudness analysis failed".into()))?;
+    let peak = f64::from(audio.peak());
+    Ok(Features {
+        duration: audio.duration_secs(),
+        sample_rate: audio.sample_rate(),
+        channels: audio.num_channels(),
+        peak,
+        rms,
+        crest_factor: if rms > 0.0 { peak / rms } else { 0.0 },
+        loudness_lufs,
+        spectral_centroid: spectral.centroid,
+        spectral_bandwidth: spectral.bandwidth,
+        spectral_rolloff: spectral.rolloff,
+        spectral_flatness: spectral.flatness,
+        zero_crossing_rate: zcr,
+        mfcc: spectral.mfcc,
+        chroma: spectral.chroma,
+        f0,
+        tempo: spectral.tempo,
+    })
+}
+
+/// Means of the STFT-based figures.
+struct SpectralFigures {
+    centroid: f64,
+    bandwidth: f64,
+    rolloff: f64,
+    flatness: f64,
+    mfcc: Vec<f64>,
+    chroma: Vec<f64>,
+    tempo: f64,
+}
+
+fn spectral_figures(y: &[f32], sr: f64, params: &FeatureParams) -> SpectralFigures {
+    let (n_fft, hop) = (params.n_fft, params.hop_length);
     let n_frames = centered_frames(y.len(), hop);
     let freqs = fft_frequencies(sr, n_fft);
-    let mel_bank = mel_filterbank(sr, n_fft, params.n_mels, 0.0, sr / 2.0);
+    let mel_bank = SparseBank::new(&mel_filterbank(sr, n_fft, params.n_mels, 0.0, sr / 2.0));
 
     // Pass 1: spectral shape, mel power and tuning candidates, frame by frame.
     let mut stft = Stft::new(n_fft, hop);
@@ -221,7 +267,7 @@ pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<F
     let mut mel = Vec::with_capacity(n_frames);
     let mut candidates = Vec::new();
     for t in 0..n_frames {
-        stft.magnitude(&y, t, &mut mag);
+        stft.magnitude(y, t, &mut mag);
         let total: f64 = mag.iter().map(|&m| f64::from(m)).sum();
         let norm = if total < f64::from(f32::MIN_POSITIVE) {
             1.0
@@ -264,7 +310,7 @@ pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<F
         sums.bandwidth += bandwidth;
         sums.rolloff += rolloff;
         sums.flatness += (log_sum / nb as f64).exp() / (lin_sum / nb as f64);
-        mel.push(apply_bank(&mel_bank, &power));
+        mel.push(mel_bank.apply(&power));
         piptrack_frame(&power, sr, n_fft, &mut candidates);
     }
     let nf = n_frames as f64;
@@ -290,7 +336,7 @@ pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<F
     let chroma_bank = chroma_filterbank(sr, n_fft, tuning);
     let mut chroma = vec![0.0f64; 12];
     for t in 0..n_frames {
-        stft.magnitude(&y, t, &mut mag);
+        stft.magnitude(y, t, &mut mag);
         for (p, &m) in power.iter_mut().zip(&mag) {
             *p = m * m;
         }
@@ -303,24 +349,13 @@ pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<F
     }
     chroma.iter_mut().for_each(|c| *c /= nf);
 
-    let rms = mean_rms(&y, n_fft, hop);
-    let peak = f64::from(audio.peak());
-    Ok(Features {
-        duration: audio.duration_secs(),
-        sample_rate: audio.sample_rate(),
-        channels: audio.num_channels(),
-        peak,
-        rms,
-        crest_factor: if rms > 0.0 { peak / rms } else { 0.0 },
-        loudness_lufs: integrated_loudness(audio),
-        spectral_centroid: sums.centroid / nf,
-        spectral_bandwidth: sums.bandwidth / nf,
-        spectral_rolloff: sums.rolloff / nf,
-        spectral_flatness: sums.flatness / nf,
-        zero_crossing_rate: mean_zero_crossing_rate(&y, n_fft, hop),
+    SpectralFigures {
+        centroid: sums.centroid / nf,
+        bandwidth: sums.bandwidth / nf,
+        rolloff: sums.rolloff / nf,
+        flatness: sums.flatness / nf,
         mfcc,
         chroma,
-        f0: median_f0(&y, sr, &params.yin),
         tempo: bpm,
-    })
+    }
 }

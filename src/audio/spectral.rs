@@ -233,7 +233,7 @@ pub fn mel_power_frames(
     hop: usize,
     n_mels: usize,
 ) -> Vec<Vec<f32>> {
-    let bank = mel_filterbank(sr, n_fft, n_mels, 0.0, sr / 2.0);
+    let bank = SparseBank::new(&mel_filterbank(sr, n_fft, n_mels, 0.0, sr / 2.0));
     let mut stft = Stft::new(n_fft, hop);
     let mut mag = vec![0.0f32; stft.n_bins()];
     let mut power = vec![0.0f32; stft.n_bins()];
@@ -243,16 +243,43 @@ pub fn mel_power_frames(
             for (p, m) in power.iter_mut().zip(&mag) {
                 *p = m * m;
             }
-            apply_bank(&bank, &power)
+            bank.apply(&power)
         })
         .collect()
 }
 
-/// Filter bank × spectrum, skipping each filter's zero weights.
+/// Filter bank × spectrum (dense; chroma filters cover every bin).
 pub fn apply_bank(bank: &[Vec<f32>], spectrum: &[f32]) -> Vec<f32> {
     bank.iter()
         .map(|w| w.iter().zip(spectrum).map(|(a, b)| a * b).sum())
         .collect()
+}
+
+/// A filter bank stored as the non-zero span of each filter: mel filters are triangles,
+/// so this does ~2 multiply-adds per bin instead of one per bin per filter.
+pub struct SparseBank {
+    rows: Vec<(usize, Vec<f32>)>,
+}
+
+impl SparseBank {
+    pub fn new(bank: &[Vec<f32>]) -> Self {
+        let rows = bank
+            .iter()
+            .map(|w| {
+                let start = w.iter().position(|&v| v != 0.0).unwrap_or(0);
+                let end = w.iter().rposition(|&v| v != 0.0).map_or(start, |e| e + 1);
+                (start, w[start..end].to_vec())
+            })
+            .collect();
+        Self { rows }
+    }
+
+    pub fn apply(&self, spectrum: &[f32]) -> Vec<f32> {
+        self.rows
+            .iter()
+            .map(|(start, w)| w.iter().zip(&spectrum[*start..]).map(|(a, b)| a * b).sum())
+            .collect()
+    }
 }
 
 /// `librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=80.0)` over the whole matrix.
