@@ -27,7 +27,7 @@ use super::pitch::{YinParams, median_f0};
 use super::rhythm::{Aggregate, TempoParams, onset_envelope_from_db, tempo};
 use super::spectral::{
     SparseBank, Stft, apply_bank, centered_frames, chroma_filterbank, dct2_ortho, fft_frequencies,
-    hz_to_octs, median, mel_filterbank, parabolic_shifts, power_to_db,
+    hz_to_octs, median, mel_filterbank, par_ranges, power_to_db,
 };
 
 /// Analysis parameters; the defaults are librosa's.
@@ -92,6 +92,23 @@ pub fn mean_rms(y: &[f32], frame: usize, hop: usize) -> f64 {
     let half = frame / 2;
     let frames = centered_frames(y.len(), hop);
     let mut sum = 0.0;
+    if frame.is_multiple_of(hop) && half.is_multiple_of(hop) {
+        // Frames are whole runs of hop-sized blocks: sum each block's energy once.
+        let blocks: Vec<f64> = y
+            .chunks(hop)
+            .map(|c| c.iter().map(|&v| f64::from(v * v)).sum())
+            .collect();
+        let (per, back) = (frame / hop, half / hop);
+        for t in 0..frames {
+            let first = t as isize - back as isize;
+            let e: f64 = (first..first + per as isize)
+                .filter(|&b| b >= 0 && (b as usize) < blocks.len())
+                .map(|b| blocks[b as usize])
+                .sum();
+            sum += (e / frame as f64).sqrt();
+        }
+        return sum / frames as f64;
+    }
     for t in 0..frames {
         // Zero padding contributes nothing: sum the part of the frame inside the signal.
         let start = (t * hop) as isize - half as isize;
@@ -165,33 +182,35 @@ fn tuning_from_candidates(candidates: &[(f64, f64)]) -> f64 {
 
 /// piptrack on one power frame: (frequency, magnitude) of each thresholded local max.
 fn piptrack_frame(p: &[f32], sr: f64, n_fft: usize, out: &mut Vec<(f64, f64)>) {
-    let s: Vec<f64> = p.iter().map(|&v| f64::from(v)).collect();
-    let n = s.len();
-    let max = s.iter().copied().fold(0.0, f64::max);
+    let n = p.len();
+    let max = p.iter().fold(0.0f32, |m, &v| m.max(v));
     let ref_value = 0.1 * max;
-    let x: Vec<f64> = s
-        .iter()
-        .map(|&v| if v > ref_value { v } else { 0.0 })
-        .collect();
-    let shifts = parabolic_shifts(&s);
-    for k in 1..n {
-        let f = k as f64 * sr / n_fft as f64;
-        if !(150.0..4000.0f64.min(sr / 2.0)).contains(&f) {
+    let x = |k: usize| if p[k] > ref_value { p[k] } else { 0.0 };
+    let bin_hz = sr / n_fft as f64;
+    let k_lo = (150.0 / bin_hz).ceil().max(1.0) as usize;
+    let f_hi = 4000.0f64.min(sr / 2.0);
+    for k in k_lo..n {
+        let f = k as f64 * bin_hz;
+        if f >= f_hi {
+            break;
+        }
+        if f < 150.0 {
             continue;
         }
-        let next = if k + 1 < n { x[k + 1] } else { x[k] };
-        if !(x[k] > x[k - 1] && x[k] >= next) {
+        let xk = x(k);
+        let next = if k + 1 < n { x(k + 1) } else { xk };
+        if !(xk > x(k - 1) && xk >= next) {
             continue;
         }
-        let grad = if k + 1 < n {
-            (s[k + 1] - s[k - 1]) / 2.0
+        let s = |i: usize| f64::from(p[i]);
+        let (shift, grad) = if k + 1 < n {
+            let a = s(k + 1) + s(k - 1) - 2.0 * s(k);
+            let b = (s(k + 1) - s(k - 1)) / 2.0;
+            (if b.abs() >= a.abs() { 0.0 } else { -b / a }, b)
         } else {
-            s[k] - s[k - 1]
+            (0.0, s(k) - s(k - 1))
         };
-        out.push((
-            (k as f64 + shifts[k]) * sr / n_fft as f64,
-            s[k] + 0.5 * grad * shifts[k],
-        ));
+        out.push(((k as f64 + shift) * bin_hz, s(k) + 0.5 * grad * shift));
     }
 }
 
@@ -258,60 +277,88 @@ fn spectral_figures(y: &[f32], sr: f64, params: &FeatureParams) -> SpectralFigur
     let freqs = fft_frequencies(sr, n_fft);
     let mel_bank = SparseBank::new(&mel_filterbank(sr, n_fft, params.n_mels, 0.0, sr / 2.0));
 
-    // Pass 1: spectral shape, mel power and tuning candidates, frame by frame.
-    let mut stft = Stft::new(n_fft, hop);
-    let nb = stft.n_bins();
-    let mut mag = vec![0.0f32; nb];
-    let mut power = vec![0.0f32; nb];
+    // Pass 1: spectral shape, mel power and tuning candidates, frame by frame (frame
+    // ranges in parallel, merged in order).
+    let parts = par_ranges(n_frames, |range| {
+        let mut stft = Stft::new(n_fft, hop);
+        let nb = stft.n_bins();
+        let mut mag = vec![0.0f32; nb];
+        let mut power = vec![0.0f32; nb];
+        let mut sums = SpectralSums::default();
+        let mut mel = Vec::with_capacity(range.len());
+        let mut candidates = Vec::new();
+        for t in range {
+            stft.magnitude(y, t, &mut mag);
+            let total: f64 = mag.iter().map(|&m| f64::from(m)).sum();
+            let norm = if total < f64::from(f32::MIN_POSITIVE) {
+                1.0
+            } else {
+                total
+            };
+            let centroid: f64 = mag
+                .iter()
+                .zip(&freqs)
+                .map(|(&m, f)| f * f64::from(m))
+                .sum::<f64>()
+                / norm;
+            let bandwidth = mag
+                .iter()
+                .zip(&freqs)
+                .map(|(&m, f)| f64::from(m) / norm * (f - centroid).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            // Rolloff: float32 running sum as numpy's cumsum does it.
+            let total32: f32 = mag.iter().sum();
+            let threshold = (params.rolloff_percent * f64::from(total32)) as f32;
+            let mut run = 0.0f32;
+            let mut rolloff = 0.0;
+            for (k, &m) in mag.iter().enumerate() {
+                run += m;
+                if run >= threshold {
+                    rolloff = freqs[k];
+                    break;
+                }
+            }
+            let mut log_sum = 0.0;
+            let mut lin_sum = 0.0;
+            for (p, &m) in power.iter_mut().zip(&mag) {
+                *p = m * m;
+            }
+            // Sum of logs as the log of products of 16 values (each in [1e-10, ~1e12],
+            // so a product stays far inside f64 range): one ln per 16 bins.
+            for group in power.chunks(16) {
+                let mut prod = 1.0f64;
+                for &p in group {
+                    let v = f64::from(p.max(1e-10));
+                    prod *= v;
+                    lin_sum += v;
+                }
+                log_sum += if prod.is_normal() {
+                    prod.ln()
+                } else {
+                    // Out of range (samples far above full scale): take logs one by one.
+                    group.iter().map(|&p| f64::from(p.max(1e-10)).ln()).sum()
+                };
+            }
+            sums.centroid += centroid;
+            sums.bandwidth += bandwidth;
+            sums.rolloff += rolloff;
+            sums.flatness += (log_sum / nb as f64).exp() / (lin_sum / nb as f64);
+            mel.push(mel_bank.apply(&power));
+            piptrack_frame(&power, sr, n_fft, &mut candidates);
+        }
+        (sums, mel, candidates)
+    });
     let mut sums = SpectralSums::default();
     let mut mel = Vec::with_capacity(n_frames);
     let mut candidates = Vec::new();
-    for t in 0..n_frames {
-        stft.magnitude(y, t, &mut mag);
-        let total: f64 = mag.iter().map(|&m| f64::from(m)).sum();
-        let norm = if total < f64::from(f32::MIN_POSITIVE) {
-            1.0
-        } else {
-            total
-        };
-        let centroid: f64 = mag
-            .iter()
-            .zip(&freqs)
-            .map(|(&m, f)| f * f64::from(m))
-            .sum::<f64>()
-            / norm;
-        let bandwidth = mag
-            .iter()
-            .zip(&freqs)
-            .map(|(&m, f)| f64::from(m) / norm * (f - centroid).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        // Rolloff: float32 running sum as numpy's cumsum does it.
-        let total32: f32 = mag.iter().sum();
-        let threshold = (params.rolloff_percent * f64::from(total32)) as f32;
-        let mut run = 0.0f32;
-        let mut rolloff = 0.0;
-        for (k, &m) in mag.iter().enumerate() {
-            run += m;
-            if run >= threshold {
-                rolloff = freqs[k];
-                break;
-            }
-        }
-        let mut log_sum = 0.0;
-        let mut lin_sum = 0.0;
-        for (p, &m) in power.iter_mut().zip(&mag) {
-            *p = m * m;
-            let v = f64::from(p.max(1e-10));
-            log_sum += v.ln();
-            lin_sum += v;
-        }
-        sums.centroid += centroid;
-        sums.bandwidth += bandwidth;
-        sums.rolloff += rolloff;
-        sums.flatness += (log_sum / nb as f64).exp() / (lin_sum / nb as f64);
-        mel.push(mel_bank.apply(&power));
-        piptrack_frame(&power, sr, n_fft, &mut candidates);
+    for (s, m, c) in parts {
+        sums.centroid += s.centroid;
+        sums.bandwidth += s.bandwidth;
+        sums.rolloff += s.rolloff;
+        sums.flatness += s.flatness;
+        mel.extend(m);
+        candidates.extend(c);
     }
     let nf = n_frames as f64;
 
@@ -334,17 +381,29 @@ fn spectral_figures(y: &[f32], sr: f64, params: &FeatureParams) -> SpectralFigur
     let tuning = tuning_from_candidates(&candidates);
     drop(candidates);
     let chroma_bank = chroma_filterbank(sr, n_fft, tuning);
-    let mut chroma = vec![0.0f64; 12];
-    for t in 0..n_frames {
-        stft.magnitude(y, t, &mut mag);
-        for (p, &m) in power.iter_mut().zip(&mag) {
-            *p = m * m;
+    let parts = par_ranges(n_frames, |range| {
+        let mut stft = Stft::new(n_fft, hop);
+        let mut mag = vec![0.0f32; stft.n_bins()];
+        let mut power = vec![0.0f32; stft.n_bins()];
+        let mut chroma = vec![0.0f64; 12];
+        for t in range {
+            stft.magnitude(y, t, &mut mag);
+            for (p, &m) in power.iter_mut().zip(&mag) {
+                *p = m * m;
+            }
+            let raw = apply_bank(&chroma_bank, &power);
+            let max = raw.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let norm = if max < f32::MIN_POSITIVE { 1.0 } else { max };
+            for (c, v) in chroma.iter_mut().zip(&raw) {
+                *c += f64::from(v / norm);
+            }
         }
-        let raw = apply_bank(&chroma_bank, &power);
-        let max = raw.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let norm = if max < f32::MIN_POSITIVE { 1.0 } else { max };
-        for (c, v) in chroma.iter_mut().zip(&raw) {
-            *c += f64::from(v / norm);
+        chroma
+    });
+    let mut chroma = vec![0.0f64; 12];
+    for part in parts {
+        for (c, v) in chroma.iter_mut().zip(part) {
+            *c += v;
         }
     }
     chroma.iter_mut().for_each(|c| *c /= nf);

@@ -120,10 +120,17 @@ pub struct LoudnessMeter {
     // pyloudnorm block boundaries: lower(j) = int(0.4*(j*0.25)*rate), upper(j) = lower + 0.4 s.
     next_lower: u64,
     next_upper: u64,
+    /// Sample positions of the next lower/upper boundaries (cached).
+    lower_at: u64,
+    upper_at: u64,
     at_lower: Vec<Vec<f64>>,
     at_upper: Vec<Vec<f64>>,
     // Short-term grid: cumulative energy at every multiple of the 100 ms hop.
     hop: u64,
+    /// Next multiple of `hop` at which to record.
+    next_hop_at: u64,
+    /// Scratch: K-weighted squares of the current chunk, per channel.
+    squares: Vec<Vec<f64>>,
     at_hop: Vec<Vec<f64>>,
     true_peak: Option<TruePeak>,
     sample_peak: f32,
@@ -148,13 +155,18 @@ impl LoudnessMeter {
             n: 0,
             next_lower: 0,
             next_upper: 0,
+            lower_at: 0,
+            upper_at: 0,
             at_lower: vec![Vec::new(); channels],
             at_upper: vec![Vec::new(); channels],
             hop: ((0.1 * rate).round() as u64).max(1),
+            next_hop_at: 0,
+            squares: vec![Vec::new(); channels],
             at_hop: vec![Vec::new(); channels],
             true_peak: true_peak.then(|| TruePeak::new(channels)),
             sample_peak: 0.0,
         };
+        m.upper_at = m.upper(0);
         m.record();
         m
     }
@@ -169,22 +181,25 @@ impl LoudnessMeter {
 
     /// Record cumulative energies at any boundary equal to the current position.
     fn record(&mut self) {
-        while self.lower(self.next_lower) == self.n {
+        while self.lower_at == self.n {
             for c in 0..self.channels {
                 self.at_lower[c].push(self.cum[c]);
             }
             self.next_lower += 1;
+            self.lower_at = self.lower(self.next_lower);
         }
-        while self.upper(self.next_upper) == self.n {
+        while self.upper_at == self.n {
             for c in 0..self.channels {
                 self.at_upper[c].push(self.cum[c]);
             }
             self.next_upper += 1;
+            self.upper_at = self.upper(self.next_upper);
         }
-        if self.n.is_multiple_of(self.hop) {
+        if self.next_hop_at == self.n {
             for c in 0..self.channels {
                 self.at_hop[c].push(self.cum[c]);
             }
+            self.next_hop_at += self.hop;
         }
     }
 
@@ -195,14 +210,28 @@ impl LoudnessMeter {
         if let Some(tp) = self.true_peak.as_mut() {
             tp.push(planes);
         }
-        for i in 0..chunk.frames() {
-            for (c, plane) in planes.iter().enumerate().take(self.channels) {
-                let [s0, s1] = &mut self.states[c];
-                let x = f64::from(plane[i]);
-                let y = s1.process(&self.filters[1], s0.process(&self.filters[0], x));
-                self.cum[c] += y * y;
+        // Filter each channel over the whole chunk, then accumulate the squares in
+        // runs between the positions where a cumulative value must be recorded.
+        for (c, plane) in planes.iter().enumerate().take(self.channels) {
+            let [s0, s1] = &mut self.states[c];
+            let (f0, f1) = (&self.filters[0], &self.filters[1]);
+            let sq = &mut self.squares[c];
+            sq.clear();
+            sq.extend(plane.iter().map(|&x| {
+                let y = s1.process(f1, s0.process(f0, f64::from(x)));
+                y * y
+            }));
+        }
+        let frames = chunk.frames();
+        let mut i = 0;
+        while i < frames {
+            let next = self.lower_at.min(self.upper_at).min(self.next_hop_at);
+            let run = ((next - self.n) as usize).min(frames - i);
+            for c in 0..self.channels {
+                self.cum[c] += self.squares[c][i..i + run].iter().sum::<f64>();
             }
-            self.n += 1;
+            self.n += run as u64;
+            i += run;
             self.record();
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use super::spectral::{median, parabolic_shifts};
+use super::spectral::{fast_len, median, par_ranges, parabolic_shifts};
 
 /// YIN parameters. Defaults: 65.4–2093 Hz (C2–C7), frame 2048, hop 512, threshold 0.1.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,10 +41,10 @@ pub struct YinFrame {
 }
 
 struct Acf {
-    fwd: Arc<dyn RealToComplex<f64>>,
-    inv: Arc<dyn ComplexToReal<f64>>,
-    buf: Vec<f64>,
-    spec: Vec<Complex<f64>>,
+    fwd: Arc<dyn RealToComplex<f32>>,
+    inv: Arc<dyn ComplexToReal<f32>>,
+    buf: Vec<f32>,
+    spec: Vec<Complex<f32>>,
 }
 
 /// f0 track of a mono signal.
@@ -56,9 +56,27 @@ pub fn yin(y: &[f32], sr: f64, p: &YinParams) -> Vec<YinFrame> {
         return Vec::new();
     }
     let frames = 1 + y.len() / p.hop_length;
-    // librosa pads the FFT to next_fast_len(2n - 1); any size >= 2n - 1 gives the same ACF.
-    let n_pad = (2 * n - 1).next_power_of_two();
-    let mut planner = RealFftPlanner::<f64>::new();
+    par_ranges(frames, |range| {
+        yin_range(y, sr, p, range, min_period, max_period)
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn yin_range(
+    y: &[f32],
+    sr: f64,
+    p: &YinParams,
+    range: std::ops::Range<usize>,
+    min_period: usize,
+    max_period: usize,
+) -> Vec<YinFrame> {
+    let n = p.frame_length;
+    // Lags up to max_period of a length-n frame need a transform of at least
+    // n + max_period points to avoid wrap-around (librosa uses >= 2n - 1; same values).
+    let n_pad = fast_len(n + max_period);
+    let mut planner = RealFftPlanner::<f32>::new();
     let fwd = planner.plan_fft_forward(n_pad);
     let inv = planner.plan_fft_inverse(n_pad);
     let mut acf = Acf {
@@ -68,40 +86,40 @@ pub fn yin(y: &[f32], sr: f64, p: &YinParams) -> Vec<YinFrame> {
         inv,
     };
     let half = n / 2;
-    let mut frame = vec![0.0f64; n];
     let mut d = vec![0.0f64; max_period + 1];
-    let mut out = Vec::with_capacity(frames);
-    for t in 0..frames {
+    let mut cmndf = Vec::with_capacity(max_period + 1);
+    let mut out = Vec::with_capacity(range.len());
+    for t in range {
+        // The centred frame is y[start .. start + n] with zeros outside the signal.
         let start = (t * p.hop_length) as isize - half as isize;
-        for (i, v) in frame.iter_mut().enumerate() {
-            let j = start + i as isize;
-            *v = if j >= 0 && (j as usize) < y.len() {
-                f64::from(y[j as usize])
-            } else {
-                0.0
-            };
+        let lo = start.clamp(0, y.len() as isize) as usize;
+        let hi = (start + n as isize).clamp(0, y.len() as isize) as usize;
+        let offset = (lo as isize - start) as usize;
+        acf.buf.iter_mut().for_each(|v| *v = 0.0);
+        acf.buf[offset..offset + (hi - lo)].copy_from_slice(&y[lo..hi]);
+        let frame_at = |i: usize| f64::from(acf.buf[i]);
+        let mut energy = frame_at(0) * frame_at(0); // sum of x_i^2 for i <= k-1
+        // Difference function as librosa writes it: d[k] = 2(r0 - r_k) - c[k-1], with
+        // c[0] = 0 and c[j] the running energy of the frame. The energies are taken
+        // before the transform overwrites the buffer.
+        for (k, dk) in d.iter_mut().enumerate().skip(1) {
+            *dk = -(if k == 1 { 0.0 } else { energy });
+            energy += frame_at(k) * frame_at(k);
         }
-        // Autocorrelation by FFT.
-        acf.buf[..n].copy_from_slice(&frame);
-        acf.buf[n..].iter_mut().for_each(|v| *v = 0.0);
+        // Autocorrelation by FFT: f32 transforms, the difference function in f64.
         let _ = acf.fwd.process(&mut acf.buf, &mut acf.spec);
         for c in acf.spec.iter_mut() {
             *c = Complex::new(c.norm_sqr(), 0.0);
         }
         let _ = acf.inv.process(&mut acf.spec, &mut acf.buf);
         let scale = 1.0 / n_pad as f64;
-        let r0 = acf.buf[0] * scale;
-        // Difference function as librosa writes it: d[k] = 2(r0 - r_k) - c[k-1], with
-        // c[0] = 0 and c[j] the running energy of the frame.
-        let mut energy = frame[0] * frame[0]; // sum of x_i^2 for i <= k-1
+        let r0 = f64::from(acf.buf[0]) * scale;
         for (k, dk) in d.iter_mut().enumerate().skip(1) {
-            let c_prev = if k == 1 { 0.0 } else { energy };
-            *dk = 2.0 * (r0 - acf.buf[k] * scale) - c_prev;
-            energy += frame[k] * frame[k];
+            *dk += 2.0 * (r0 - f64::from(acf.buf[k]) * scale);
         }
         // Cumulative mean normalised difference over periods min..=max.
         let mut running = 0.0;
-        let mut cmndf = Vec::with_capacity(max_period - min_period + 1);
+        cmndf.clear();
         for (tau, &dk) in d.iter().enumerate().skip(1) {
             running += dk;
             if tau >= min_period {
@@ -109,7 +127,6 @@ pub fn yin(y: &[f32], sr: f64, p: &YinParams) -> Vec<YinFrame> {
                 cmndf.push(dk / (mean + f64::from(f32::MIN_POSITIVE)));
             }
         }
-        let shifts = parabolic_shifts(&cmndf);
         let m = cmndf.len();
         let is_trough = |i: usize| -> bool {
             if i == 0 {
@@ -129,7 +146,12 @@ pub fn yin(y: &[f32], sr: f64, p: &YinParams) -> Vec<YinFrame> {
             }
             best
         });
-        let period = min_period as f64 + idx as f64 + shifts[idx];
+        let shift = if idx == 0 || idx + 1 >= m {
+            0.0
+        } else {
+            parabolic_shifts(&cmndf[idx - 1..=idx + 1])[1]
+        };
+        let period = min_period as f64 + idx as f64 + shift;
         out.push(YinFrame {
             f0: sr / period,
             voiced: first.is_some(),

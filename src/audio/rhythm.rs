@@ -7,7 +7,7 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use super::spectral::{hann_periodic, median, mel_power_frames, power_to_db};
+use super::spectral::{fast_len, hann_periodic, median, mel_power_frames, par_ranges, power_to_db};
 
 /// How the per-band increases are combined into one onset value per frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,17 +80,18 @@ impl Default for TempoParams {
 }
 
 struct Autocorr {
-    fwd: Arc<dyn RealToComplex<f64>>,
-    inv: Arc<dyn ComplexToReal<f64>>,
-    buf: Vec<f64>,
-    spec: Vec<Complex<f64>>,
+    fwd: Arc<dyn RealToComplex<f32>>,
+    inv: Arc<dyn ComplexToReal<f32>>,
+    buf: Vec<f32>,
+    spec: Vec<Complex<f32>>,
     n_pad: usize,
 }
 
 impl Autocorr {
     fn new(len: usize) -> Self {
-        let n_pad = (2 * len).saturating_sub(1).max(1).next_power_of_two();
-        let mut planner = RealFftPlanner::<f64>::new();
+        // Lags 0..len of a length-len frame: 2·len − 1 points avoid wrap-around.
+        let n_pad = fast_len((2 * len).saturating_sub(1).max(1));
+        let mut planner = RealFftPlanner::<f32>::new();
         let fwd = planner.plan_fft_forward(n_pad);
         let inv = planner.plan_fft_inverse(n_pad);
         Self {
@@ -104,7 +105,9 @@ impl Autocorr {
 
     /// Full autocorrelation of `x`, first `x.len()` lags, into `out`.
     fn run(&mut self, x: &[f64], out: &mut [f64]) {
-        self.buf[..x.len()].copy_from_slice(x);
+        for (b, &v) in self.buf.iter_mut().zip(x) {
+            *b = v as f32;
+        }
         self.buf[x.len()..].iter_mut().for_each(|v| *v = 0.0);
         let _ = self.fwd.process(&mut self.buf, &mut self.spec);
         for c in self.spec.iter_mut() {
@@ -113,7 +116,7 @@ impl Autocorr {
         let _ = self.inv.process(&mut self.spec, &mut self.buf);
         let scale = 1.0 / self.n_pad as f64;
         for (o, v) in out.iter_mut().zip(&self.buf) {
-            *o = v * scale;
+            *o = f64::from(*v) * scale;
         }
     }
 }
@@ -137,23 +140,32 @@ pub fn mean_tempogram(env: &[f64], win: usize) -> Vec<f64> {
         return acc;
     }
     let window = hann_periodic(win);
-    let mut ac = Autocorr::new(win);
-    let mut frame = vec![0.0f64; win];
-    let mut out = vec![0.0f64; win];
     let frames = (padded.len() - win + 1).min(n);
-    for t in 0..frames {
-        for (k, f) in frame.iter_mut().enumerate() {
-            *f = padded[t + k] * f64::from(window[k]);
+    let partials = par_ranges(frames, |range| {
+        let mut ac = Autocorr::new(win);
+        let mut frame = vec![0.0f64; win];
+        let mut out = vec![0.0f64; win];
+        let mut acc = vec![0.0f64; win];
+        for t in range {
+            for (k, f) in frame.iter_mut().enumerate() {
+                *f = padded[t + k] * f64::from(window[k]);
+            }
+            ac.run(&frame, &mut out);
+            let max = out.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let norm = if max < f64::from(f32::MIN_POSITIVE) {
+                1.0
+            } else {
+                max
+            };
+            for (a, v) in acc.iter_mut().zip(&out) {
+                *a += v / norm;
+            }
         }
-        ac.run(&frame, &mut out);
-        let max = out.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let norm = if max < f64::from(f32::MIN_POSITIVE) {
-            1.0
-        } else {
-            max
-        };
-        for (a, v) in acc.iter_mut().zip(&out) {
-            *a += v / norm;
+        acc
+    });
+    for part in partials {
+        for (a, v) in acc.iter_mut().zip(part) {
+            *a += v;
         }
     }
     for a in acc.iter_mut() {
