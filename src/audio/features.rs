@@ -30,6 +30,9 @@ use super::spectral::{
     hz_to_octs, median, mel_filterbank, par_ranges, power_to_db,
 };
 
+/// Largest power spectrogram (in f32 values) kept in memory between the two passes.
+const KEEP_SPECTROGRAM_FLOATS: usize = 64 << 20;
+
 /// Analysis parameters; the defaults are librosa's.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FeatureParams {
@@ -231,7 +234,7 @@ pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<F
     let (f0, loudness, (spectral, rms, zcr)) = std::thread::scope(|scope| {
         let f0 = scope.spawn(|| median_f0(&y, sr, &params.yin));
         let loudness = scope.spawn(|| integrated_loudness(audio));
-        let spectral = spectral_figures(&y, sr, params);
+        let spectral = spectral_figures(&y, sr, params, KEEP_SPECTROGRAM_FLOATS);
         let rms = mean_rms(&y, n_fft, hop);
         let zcr = mean_zero_crossing_rate(&y, n_fft, hop);
         (f0.join(), loudness.join(), (spectral, rms, zcr))
@@ -271,7 +274,12 @@ struct SpectralFigures {
     tempo: f64,
 }
 
-fn spectral_figures(y: &[f32], sr: f64, params: &FeatureParams) -> SpectralFigures {
+fn spectral_figures(
+    y: &[f32],
+    sr: f64,
+    params: &FeatureParams,
+    keep_limit: usize,
+) -> SpectralFigures {
     let (n_fft, hop) = (params.n_fft, params.hop_length);
     let n_frames = centered_frames(y.len(), hop);
     let freqs = fft_frequencies(sr, n_fft);
@@ -279,9 +287,13 @@ fn spectral_figures(y: &[f32], sr: f64, params: &FeatureParams) -> SpectralFigur
 
     // Pass 1: spectral shape, mel power and tuning candidates, frame by frame (frame
     // ranges in parallel, merged in order).
+    // Keep the power spectrogram for the chroma pass when it fits in 256 MB (about 20
+    // minutes at 44.1 kHz); longer inputs recompute the STFT instead.
+    let keep = n_frames * (n_fft / 2 + 1) <= keep_limit;
     let parts = par_ranges(n_frames, |range| {
         let mut stft = Stft::new(n_fft, hop);
         let nb = stft.n_bins();
+        let mut kept = Vec::with_capacity(if keep { range.len() * nb } else { 0 });
         let mut mag = vec![0.0f32; nb];
         let mut power = vec![0.0f32; nb];
         let mut sums = SpectralSums::default();
@@ -346,13 +358,18 @@ fn spectral_figures(y: &[f32], sr: f64, params: &FeatureParams) -> SpectralFigur
             sums.flatness += (log_sum / nb as f64).exp() / (lin_sum / nb as f64);
             mel.push(mel_bank.apply(&power));
             piptrack_frame(&power, sr, n_fft, &mut candidates);
+            if keep {
+                kept.extend_from_slice(&power);
+            }
         }
-        (sums, mel, candidates)
+        (sums, mel, candidates, kept)
     });
     let mut sums = SpectralSums::default();
     let mut mel = Vec::with_capacity(n_frames);
     let mut candidates = Vec::new();
-    for (s, m, c) in parts {
+    let mut kept_parts = Vec::new();
+    for (s, m, c, k) in parts {
+        kept_parts.push(k);
         sums.centroid += s.centroid;
         sums.bandwidth += s.bandwidth;
         sums.rolloff += s.rolloff;
@@ -381,25 +398,42 @@ fn spectral_figures(y: &[f32], sr: f64, params: &FeatureParams) -> SpectralFigur
     let tuning = tuning_from_candidates(&candidates);
     drop(candidates);
     let chroma_bank = chroma_filterbank(sr, n_fft, tuning);
-    let parts = par_ranges(n_frames, |range| {
-        let mut stft = Stft::new(n_fft, hop);
-        let mut mag = vec![0.0f32; stft.n_bins()];
-        let mut power = vec![0.0f32; stft.n_bins()];
-        let mut chroma = vec![0.0f64; 12];
-        for t in range {
-            stft.magnitude(y, t, &mut mag);
-            for (p, &m) in power.iter_mut().zip(&mag) {
-                *p = m * m;
-            }
-            let raw = apply_bank(&chroma_bank, &power);
-            let max = raw.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let norm = if max < f32::MIN_POSITIVE { 1.0 } else { max };
-            for (c, v) in chroma.iter_mut().zip(&raw) {
-                *c += f64::from(v / norm);
-            }
+    let nb = n_fft / 2 + 1;
+    let add_chroma = |power: &[f32], chroma: &mut [f64]| {
+        let raw = apply_bank(&chroma_bank, power);
+        let max = raw.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let norm = if max < f32::MIN_POSITIVE { 1.0 } else { max };
+        for (c, v) in chroma.iter_mut().zip(&raw) {
+            *c += f64::from(v / norm);
         }
-        chroma
-    });
+    };
+    let parts: Vec<Vec<f64>> = if keep {
+        // Same split as pass 1, so part i holds the spectra of range i.
+        par_ranges(kept_parts.len(), |range| {
+            let mut chroma = vec![0.0f64; 12];
+            for part in &kept_parts[range] {
+                for power in part.chunks_exact(nb) {
+                    add_chroma(power, &mut chroma);
+                }
+            }
+            chroma
+        })
+    } else {
+        par_ranges(n_frames, |range| {
+            let mut stft = Stft::new(n_fft, hop);
+            let mut mag = vec![0.0f32; nb];
+            let mut power = vec![0.0f32; nb];
+            let mut chroma = vec![0.0f64; 12];
+            for t in range {
+                stft.magnitude(y, t, &mut mag);
+                for (p, &m) in power.iter_mut().zip(&mag) {
+                    *p = m * m;
+                }
+                add_chroma(&power, &mut chroma);
+            }
+            chroma
+        })
+    };
     let mut chroma = vec![0.0f64; 12];
     for part in parts {
         for (c, v) in chroma.iter_mut().zip(part) {
@@ -416,5 +450,32 @@ fn spectral_figures(y: &[f32], sr: f64, params: &FeatureParams) -> SpectralFigur
         mfcc,
         chroma,
         tempo: bpm,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chroma_is_the_same_with_and_without_the_kept_spectrogram() {
+        let sr = 22050.0;
+        let y: Vec<f32> = (0..40000)
+            .map(|i| {
+                let t = i as f64 / sr;
+                (0.3 * (2.0 * std::f64::consts::PI * 261.63 * t).sin()
+                    + 0.2 * (2.0 * std::f64::consts::PI * 392.0 * t).sin()) as f32
+            })
+            .collect();
+        let p = FeatureParams::default();
+        let kept = spectral_figures(&y, sr, &p, usize::MAX);
+        let recomputed = spectral_figures(&y, sr, &p, 0);
+        assert_eq!(kept.chroma, recomputed.chroma);
+        // C and G dominate.
+        assert!(
+            kept.chroma[0] > 0.5 && kept.chroma[7] > 0.5,
+            "{:?}",
+            kept.chroma
+        );
     }
 }
