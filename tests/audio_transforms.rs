@@ -251,3 +251,60 @@ fn export_resamples_and_requantizes_like_the_in_memory_path() {
         assert!(f64::from((x - y).abs()) <= 1.5 / 32768.0 + 1e-7);
     }
 }
+
+/// Peak resident memory of this process in MiB (Linux), if known.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// An hour of 48 kHz stereo (691 MB as 16-bit WAV, 1.3 GB as f32) through the streaming
+/// transforms, checking that peak memory stays far below the size of the audio.
+/// Slow (writes and reads several GB): `cargo test --release --test audio_transforms --
+/// --ignored`.
+#[test]
+#[ignore]
+fn hour_long_stereo_streams_in_bounded_memory() {
+    use grym_synth::audio::WavWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("hour.wav");
+    let rate = 48000u32;
+    let mut w = WavWriter::create(&input, rate, 2, WavSpec::new(BitDepth::Pcm16)).unwrap();
+    let chunk = rate as usize; // one second
+    for s in 0..3600 {
+        let plane: Vec<f32> = (0..chunk)
+            .map(|i| {
+                let t = (s * chunk + i) as f64 / f64::from(rate);
+                (0.3 * (2.0 * PI * 220.0 * t).sin() * (0.5 + 0.5 * (0.1 * t).sin())) as f32
+            })
+            .collect();
+        w.write(&AudioBuffer::new(rate, vec![plane.clone(), plane]).unwrap())
+            .unwrap();
+    }
+    w.finalize().unwrap();
+    let Some(before) = peak_rss_mib() else { return };
+    let spec = WavSpec::new(BitDepth::Pcm16);
+    let out = dir.path().join("out.wav");
+    let frames = 3600 * u64::from(rate);
+    assert_eq!(gain_file(&input, &out, -3.0, spec).unwrap().frames, frames);
+    let lp = [FilterSpec::HighPass { freq: 40.0, q: 0.7 }];
+    assert_eq!(filter_file(&input, &out, &lp, spec).unwrap().frames, frames);
+    assert_eq!(
+        fade_file(&input, &out, 5.0, 5.0, spec).unwrap().frames,
+        frames
+    );
+    normalize_file(&input, &out, NormalizeTarget::Lufs(-16.0), spec).unwrap();
+    trim_file(&input, &out, -60.0, spec).unwrap();
+    let r = export_file(&input, &out, Some(44100), spec).unwrap();
+    assert_eq!(r.frames, 3600 * 44100);
+    let after = peak_rss_mib().unwrap_or(before);
+    // The decoded hour would need 1318 MiB as f32; streaming must stay well below.
+    assert!(
+        after - before < 100.0,
+        "peak RSS grew by {} MiB",
+        after - before
+    );
+    eprintln!("peak RSS before {before:.0} MiB, after {after:.0} MiB");
+}

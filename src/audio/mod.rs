@@ -1,6 +1,19 @@
 //! Audio I/O and DSP: decoding, WAV writing, resampling, librosa-compatible features,
 //! loudness (EBU R128), rhythm and structure analysis, comparison, and streaming
 //! transforms. Pure functions over [`AudioBuffer`]; nothing here knows about the engine.
+//!
+//! - [`buffer`]: the one in-memory type (planar f32) and mono downmix.
+//! - [`decode`] / [`encode`]: files in (symphonia, with the bad-file policies) and WAV
+//!   out (hound, TPDF dither).
+//! - [`resample`]: rubato FFT resampler, streaming.
+//! - [`spectral`], [`pitch`], [`rhythm`]: the librosa building blocks (STFT, mel and
+//!   chroma banks, YIN, onset strength, tempo, beat tracking, peak picking).
+//! - [`features`], [`patterns`], [`loudness`], [`compare`]: the analysis results.
+//! - [`transform`]: gain, filter, fade, normalize, trim, mix, export, in memory and
+//!   streamed file to file.
+//!
+//! Reference numbers: `tools/make_audio_fixtures.py` (librosa 0.11, pyloudnorm) writes
+//! `tests/fixtures/audio/reference.json`, which `tests/audio_features.rs` checks.
 
 pub mod buffer;
 pub mod compare;
@@ -28,6 +41,10 @@ pub use features::{FeatureParams, Features, extract_features};
 pub use loudness::{LoudnessMeter, LoudnessReport, measure_loudness};
 pub use patterns::{PatternParams, Patterns, analyze_patterns};
 pub use resample::{StreamResampler, resample};
+pub use transform::{
+    FilterSpec, NormalizeTarget, TransformReport, export_file, fade_file, filter_file, gain_file,
+    mix_files, normalize_file, trim_file,
+};
 
 /// Most channels a file may have (beyond this a header is taken as corrupt).
 pub const MAX_CHANNELS: usize = 64;
