@@ -161,3 +161,45 @@ fn structure_finds_the_change_between_sections() {
     let steady = analyze_patterns(&music(rate, 12.0), &PatternParams::default()).unwrap();
     assert!(steady.boundaries.is_empty(), "{:?}", steady.boundaries);
 }
+
+#[test]
+fn silence_and_very_short_audio_give_finite_results() {
+    for frames in [1usize, 100, 3000, 22050 * 3] {
+        for silent in [true, false] {
+            let y: Vec<f32> = (0..frames)
+                .map(|i| {
+                    if silent {
+                        0.0
+                    } else {
+                        (i as f32 * 0.05).sin() * 0.3
+                    }
+                })
+                .collect();
+            let a = AudioBuffer::mono(22050, y).unwrap();
+            let f = extract_features(&a, &FeatureParams::default()).unwrap();
+            let json = serde_json::to_value(&f).unwrap();
+            for (k, v) in json.as_object().unwrap() {
+                let nums: Vec<f64> = match v {
+                    serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_f64()).collect(),
+                    other => other.as_f64().into_iter().collect(),
+                };
+                assert!(
+                    nums.iter().all(|x| x.is_finite()),
+                    "{frames} frames, {k} = {v}"
+                );
+            }
+            if silent {
+                assert_eq!(f.f0, None);
+                assert_eq!(f.loudness_lufs, None);
+                assert_eq!(f.peak, 0.0);
+            }
+            let p = analyze_patterns(&a, &PatternParams::default()).unwrap();
+            assert!(p.tempo.is_finite());
+            if silent {
+                assert!(p.onsets.is_empty() && p.beats.is_empty());
+            }
+            let c = compare(&a, &a).unwrap();
+            assert!((0.0..=1.0).contains(&c.quality_score));
+        }
+    }
+}

@@ -222,7 +222,13 @@ pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<F
     if audio.is_empty() {
         return Err(AudioError::Invalid("cannot analyse empty audio".into()));
     }
-    let y = audio.to_mono();
+    // Mono input is analysed in place; only multichannel audio needs a downmix copy.
+    let y: std::borrow::Cow<[f32]> = if audio.num_channels() == 1 {
+        std::borrow::Cow::Borrowed(audio.channel(0))
+    } else {
+        std::borrow::Cow::Owned(audio.to_mono())
+    };
+    let y: &[f32] = &y;
     let sr = f64::from(audio.sample_rate());
     let (n_fft, hop) = (params.n_fft, params.hop_length);
     if n_fft < 4 || hop == 0 {
@@ -232,11 +238,11 @@ pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<F
     }
     // f0 and loudness do not depend on the spectrogram: run them alongside it.
     let (f0, loudness, (spectral, rms, zcr)) = std::thread::scope(|scope| {
-        let f0 = scope.spawn(|| median_f0(&y, sr, &params.yin));
+        let f0 = scope.spawn(|| median_f0(y, sr, &params.yin));
         let loudness = scope.spawn(|| integrated_loudness(audio));
-        let spectral = spectral_figures(&y, sr, params, KEEP_SPECTROGRAM_FLOATS);
-        let rms = mean_rms(&y, n_fft, hop);
-        let zcr = mean_zero_crossing_rate(&y, n_fft, hop);
+        let spectral = spectral_figures(y, sr, params, KEEP_SPECTROGRAM_FLOATS);
+        let rms = mean_rms(y, n_fft, hop);
+        let zcr = mean_zero_crossing_rate(y, n_fft, hop);
         (f0.join(), loudness.join(), (spectral, rms, zcr))
     });
     let f0 = f0.map_err(|_| AudioError::Invalid("f0 analysis failed".into()))?;
