@@ -308,3 +308,21 @@ fn hour_long_stereo_streams_in_bounded_memory() {
     );
     eprintln!("peak RSS before {before:.0} MiB, after {after:.0} MiB");
 }
+
+#[test]
+fn transform_parameters_have_stable_json_names() {
+    let f: Vec<FilterSpec> = serde_json::from_str(
+        r#"[{"type":"highPass","freq":80,"q":0.7},{"type":"peakingEq","freq":1000,"q":1,"gainDb":-3}]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        f[1],
+        FilterSpec::PeakingEq {
+            freq: 1000.0,
+            q: 1.0,
+            gain_db: -3.0
+        }
+    );
+    let n: NormalizeTarget = serde_json::from_str(r#"{"mode":"lufs","target":-14}"#).unwrap();
+    assert_eq!(n, NormalizeTarget::Lufs(-14.0));
+}

@@ -32,7 +32,11 @@ pub fn apply_gain(audio: &mut AudioBuffer, db: f64) {
 
 /// A biquad filter from the RBJ Audio EQ Cookbook.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum FilterSpec {
     LowPass { freq: f64, q: f64 },
     HighPass { freq: f64, q: f64 },
