@@ -322,9 +322,10 @@ fn spectral_figures(
             let bandwidth = mag
                 .iter()
                 .zip(&freqs)
-                .map(|(&m, f)| f64::from(m) / norm * (f - centroid).powi(2))
-                .sum::<f64>()
-                .sqrt();
+                .map(|(&m, f)| f64::from(m) * (f - centroid).powi(2))
+                .sum::<f64>();
+            // One division per frame instead of one per bin.
+            let bandwidth = (bandwidth / norm).sqrt();
             // Rolloff: float32 running sum as numpy's cumsum does it.
             let total32: f32 = mag.iter().sum();
             let threshold = (params.rolloff_percent * f64::from(total32)) as f32;
