@@ -1,8 +1,32 @@
-//! The operation catalog: analysis, generation and transformation operations.
+//! The operation catalog: analysis, generation and transformation operations, each adapting
+//! the `audio` and `models` libraries to the engine's `Operation` contract.
+
+pub mod analysis;
+pub mod support;
+pub mod transformation;
+
+use std::sync::Arc;
 
 use crate::engine::OperationRegistry;
 
 /// Every operation this program has.
 pub fn builtin_registry() -> OperationRegistry {
-    OperationRegistry::new()
+    let mut registry = OperationRegistry::new();
+    for op in [
+        analysis::features(),
+        analysis::patterns(),
+        analysis::loudness(),
+        analysis::compare(),
+        transformation::export(),
+        transformation::resample(),
+        transformation::normalize(),
+        transformation::gain(),
+        transformation::trim(),
+        transformation::fade(),
+        transformation::filter(),
+        transformation::mix(),
+    ] {
+        registry.register(Arc::new(op));
+    }
+    registry
 }

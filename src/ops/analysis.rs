@@ -1,0 +1,288 @@
+//! Analysis operations over the signal: features, patterns, loudness and comparison.
+
+use serde_json::{Value, json};
+
+use super::support::{
+    FnOperation, SpecExt, audio_error, choice, integer, load, number, spec, to_value, usize_param,
+};
+use crate::audio::{self, FeatureParams, PatternParams};
+use crate::engine::{OpContext, OpError};
+use crate::workflow::StepType;
+
+pub fn features() -> FnOperation {
+    FnOperation {
+        spec: spec(
+            StepType::Analysis,
+            "features",
+            "Signal features of a clip, each as librosa 0.11 defines it with its defaults, on the \
+             mono downmix at the file's own sample rate (librosa sr=None): centred frames padded \
+             with zeros, n_fft 2048, hop 512, Hann window, 128 Slaney mel bands, orthonormal \
+             DCT-II MFCCs of the power spectrogram in dB (top_db 80). Spectral figures and the \
+             zero-crossing rate are means over frames; f0 is the median of YIN over voiced frames \
+             (trough below 0.1, C2–C7); tempo is librosa.feature.tempo; loudness is BS.1770 \
+             integrated loudness (EBU R128).",
+        )
+        .audio_input("audio", "the clip: a file path or an audio artifact")
+        .param(
+            "nFft",
+            integer(Some(64), Some(65536)),
+            Some(json!(2048)),
+            "FFT size in samples",
+        )
+        .param(
+            "hopLength",
+            integer(Some(16), Some(65536)),
+            Some(json!(512)),
+            "hop between frames in samples",
+        )
+        .param(
+            "nMels",
+            integer(Some(8), Some(512)),
+            Some(json!(128)),
+            "mel bands for the MFCCs",
+        )
+        .param(
+            "nMfcc",
+            integer(Some(1), Some(128)),
+            Some(json!(13)),
+            "MFCC coefficients",
+        )
+        .param(
+            "rolloffPercent",
+            number(Some(0.01), Some(0.99)),
+            Some(json!(0.85)),
+            "energy fraction below the roll-off frequency",
+        )
+        .output("duration", "seconds")
+        .output("sampleRate", "Hz")
+        .output("channels", "channel count of the file")
+        .output("peak", "largest absolute sample over all channels")
+        .output("rms", "mean of framed RMS (librosa.feature.rms)")
+        .output("crestFactor", "peak / rms")
+        .output(
+            "loudnessLufs",
+            "integrated loudness in LUFS (null under 0.4 s or silent)",
+        )
+        .output("spectralCentroid", "mean, Hz")
+        .output("spectralBandwidth", "mean, Hz (p = 2)")
+        .output("spectralRolloff", "mean, Hz")
+        .output("spectralFlatness", "mean, 0–1")
+        .output(
+            "zeroCrossingRate",
+            "mean fraction of sign changes per frame",
+        )
+        .output("mfcc", "13 means")
+        .output("chroma", "12 means of chroma_stft, C first")
+        .output(
+            "f0",
+            "median fundamental in Hz over voiced frames; null when none are voiced",
+        )
+        .output("tempo", "BPM"),
+        run: run_features,
+    }
+}
+
+fn run_features(ctx: &OpContext<'_>) -> Result<Value, OpError> {
+    let params = FeatureParams {
+        n_fft: usize_param(ctx, "nFft")?,
+        hop_length: usize_param(ctx, "hopLength")?,
+        n_mels: usize_param(ctx, "nMels")?,
+        n_mfcc: usize_param(ctx, "nMfcc")?,
+        rolloff_percent: ctx.f64_param("rolloffPercent")?,
+        ..FeatureParams::default()
+    };
+    ctx.progress.report(0.0, "decoding");
+    let (buffer, _) = load(ctx, "audio")?;
+    ctx.progress.report(0.2, "analysing");
+    let features = audio::extract_features(&buffer, &params).map_err(audio_error)?;
+    ctx.cancel.check()?;
+    ctx.progress.report(1.0, "done");
+    to_value(&features)
+}
+
+pub fn patterns() -> FnOperation {
+    let d = PatternParams::default();
+    FnOperation {
+        spec: spec(
+            StepType::Analysis,
+            "patterns",
+            "Rhythm and structure: onsets (librosa onset_strength + onset_detect, with their \
+             strengths), tempo and beat times (librosa beat_track), rhythmic regularity \
+             (max(0, 1 − std/mean) of the inter-beat intervals, or of inter-onset intervals when \
+             there are fewer than 3 beats), and structure: segment boundaries where a checkerboard \
+             kernel over the self-similarity of block MFCCs finds novelty peaks.",
+        )
+        .audio_input("audio", "the clip: a file path or an audio artifact")
+        .param(
+            "hopLength",
+            integer(Some(16), Some(65536)),
+            Some(json!(d.hop_length)),
+            "hop between analysis frames in samples",
+        )
+        .param(
+            "onsetDelta",
+            number(Some(0.0), Some(10.0)),
+            Some(json!(d.onset_delta)),
+            "onset peak threshold above the local mean; higher finds fewer onsets",
+        )
+        .param(
+            "onsetWaitSeconds",
+            number(Some(0.0), Some(5.0)),
+            Some(json!(d.onset_wait_seconds)),
+            "minimum time between onsets",
+        )
+        .param(
+            "startBpm",
+            number(Some(30.0), Some(300.0)),
+            Some(json!(d.start_bpm)),
+            "centre of the tempo prior",
+        )
+        .param(
+            "tightness",
+            number(Some(0.0), Some(1000.0)),
+            Some(json!(d.tightness)),
+            "how strictly beats follow the tempo",
+        )
+        .param(
+            "blockSeconds",
+            number(Some(0.05), Some(10.0)),
+            Some(json!(d.block_seconds)),
+            "block length for the self-similarity matrix",
+        )
+        .param(
+            "kernelSeconds",
+            number(Some(0.5), Some(60.0)),
+            Some(json!(d.kernel_seconds)),
+            "checkerboard kernel width; longer finds larger sections",
+        )
+        .param(
+            "minSegmentSeconds",
+            number(Some(0.1), Some(600.0)),
+            Some(json!(d.min_segment_seconds)),
+            "shortest segment",
+        )
+        .param(
+            "noveltyThreshold",
+            number(Some(0.0), Some(1.0)),
+            Some(json!(d.novelty_threshold)),
+            "novelty peak height (0–1) that makes a boundary",
+        )
+        .output("onsets", "[{time, strength}]")
+        .output("tempo", "BPM")
+        .output("beats", "beat times in seconds")
+        .output("rhythmicRegularity", "0–1, null with too few events")
+        .output("boundaries", "segment boundaries in seconds")
+        .output("segments", "[{start, end}] in seconds"),
+        run: run_patterns,
+    }
+}
+
+fn run_patterns(ctx: &OpContext<'_>) -> Result<Value, OpError> {
+    let params = PatternParams {
+        hop_length: usize_param(ctx, "hopLength")?,
+        onset_delta: ctx.f64_param("onsetDelta")?,
+        onset_wait_seconds: ctx.f64_param("onsetWaitSeconds")?,
+        start_bpm: ctx.f64_param("startBpm")?,
+        tightness: ctx.f64_param("tightness")?,
+        block_seconds: ctx.f64_param("blockSeconds")?,
+        kernel_seconds: ctx.f64_param("kernelSeconds")?,
+        min_segment_seconds: ctx.f64_param("minSegmentSeconds")?,
+        novelty_threshold: ctx.f64_param("noveltyThreshold")?,
+    };
+    let (buffer, _) = load(ctx, "audio")?;
+    ctx.progress.report(0.2, "analysing");
+    let patterns = audio::analyze_patterns(&buffer, &params).map_err(audio_error)?;
+    ctx.cancel.check()?;
+    to_value(&patterns)
+}
+
+pub fn loudness() -> FnOperation {
+    FnOperation {
+        spec: spec(
+            StepType::Analysis,
+            "loudness",
+            "Loudness per EBU R128 / ITU-R BS.1770-4: integrated loudness (gated), the highest \
+             short-term (3 s) loudness, loudness range (EBU Tech 3342) and true peak (4× \
+             oversampled), plus the sample peak.",
+        )
+        .audio_input("audio", "the clip: a file path or an audio artifact")
+        .output("integratedLufs", "LUFS; null under 0.4 s or when silent")
+        .output("shortTermMaxLufs", "LUFS; null under 3 s")
+        .output("loudnessRange", "LU; null under 3 s")
+        .output("truePeakDbtp", "dBTP")
+        .output("samplePeakDbfs", "dBFS"),
+        run: run_loudness,
+    }
+}
+
+fn run_loudness(ctx: &OpContext<'_>) -> Result<Value, OpError> {
+    let (buffer, _) = load(ctx, "audio")?;
+    let report = audio::measure_loudness(&buffer);
+    ctx.cancel.check()?;
+    to_value(&report)
+}
+
+pub fn compare() -> FnOperation {
+    FnOperation {
+        spec: spec(
+            StepType::Analysis,
+            "compare",
+            "Scores a candidate against a reference. Each aspect (noise: noise-floor change; \
+             loudness: integrated-loudness difference; brightness: spectral-centroid ratio; \
+             dynamics: crest-factor ratio; timing: tempo and duration agreement; pitch: f0 \
+             agreement) scores 0–1; qualityScore is their weighted mean, and improvementAreas \
+             lists the aspects scoring under `threshold`, worst first (the vocabulary: noise, \
+             loudness, brightness, dynamics, timing, pitch) — what a `generate` step's \
+             focusAreas reads. The formula is in src/audio/compare.rs. A candidate may be a \
+             generation result: its `audio` artifact is used.",
+        )
+        .audio_input(
+            "reference",
+            "the original: a file path or an audio artifact",
+        )
+        .audio_input("candidate", "the version to judge")
+        .param(
+            "threshold",
+            number(Some(0.0), Some(1.0)),
+            Some(json!(0.7)),
+            "aspects scoring below this become improvement areas",
+        )
+        .param(
+            "mode",
+            choice(&["signal"]),
+            Some(json!("signal")),
+            "which aspects to score; model-based similarity joins when a model is configured",
+        )
+        .output("qualityScore", "0–1")
+        .output("aspects", "{name: {score, weight, detail}}")
+        .output(
+            "improvementAreas",
+            "aspect names below the threshold, worst first",
+        ),
+        run: run_compare,
+    }
+}
+
+fn run_compare(ctx: &OpContext<'_>) -> Result<Value, OpError> {
+    use audio::compare::{SignalStats, compare_features, noise_floor_db};
+    let threshold = ctx.f64_param("threshold")?;
+    let p = FeatureParams::default();
+    let mut measured = Vec::with_capacity(2);
+    for (i, input) in ["reference", "candidate"].into_iter().enumerate() {
+        ctx.progress.report(i as f32 * 0.5, input);
+        let (buffer, _) = load(ctx, input)?;
+        let features = audio::extract_features(&buffer, &p).map_err(audio_error)?;
+        ctx.cancel.check()?;
+        let stats = SignalStats {
+            noise_floor_db: noise_floor_db(&buffer.to_mono(), p.n_fft, p.hop_length),
+        };
+        measured.push((features, stats));
+    }
+    let comparison = compare_features(
+        (&measured[0].0, measured[0].1),
+        (&measured[1].0, measured[1].1),
+        &[],
+        threshold,
+    );
+    to_value(&comparison)
+}

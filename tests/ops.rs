@@ -1,0 +1,238 @@
+//! The operation catalog through the engine and the command line, on the audio fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use grym_synth::engine::{Engine, EngineConfig, ExecutionStatus, RunOptions};
+use grym_synth::workflow::{ParamMap, Workflow};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/audio")
+        .join(name)
+}
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(fixture("reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn engine(dir: &Path) -> Engine {
+    Engine::start(EngineConfig::new(dir), grym_synth::ops::builtin_registry()).unwrap()
+}
+
+fn workflow(steps: Value, parameters: Value) -> Workflow {
+    let mut steps = steps;
+    for (key, step) in steps.as_object_mut().unwrap() {
+        step["id"] = json!(key);
+        if step.get("nextSteps").is_none() {
+            step["nextSteps"] = json!({});
+        }
+    }
+    let first = steps.as_object().unwrap().keys().next().unwrap().clone();
+    serde_json::from_value(json!({
+        "id": "audio-test", "name": "audio test", "initialStep": first,
+        "steps": steps, "parameters": parameters,
+        "metadata": {"createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}
+    }))
+    .unwrap()
+}
+
+fn run(engine: &Engine, wf: Workflow, out: &Path) -> grym_synth::engine::ExecutionSnapshot {
+    let id = engine
+        .run(
+            wf,
+            ParamMap::new(),
+            RunOptions {
+                output_dir: Some(out.to_path_buf()),
+            },
+        )
+        .unwrap();
+    let run = engine.wait(&id, Some(Duration::from_secs(120))).unwrap();
+    assert_eq!(run.status, ExecutionStatus::Completed, "{:?}", run.error);
+    run
+}
+
+#[test]
+fn op_features_prints_librosa_compatible_numbers_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = fixture("chord.wav");
+    let out = Command::new(env!("CARGO_BIN_EXE_grym-synth"))
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["op", "analysis/features", "--json", "--input"])
+        .arg(format!("audio={}", audio.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = &reference()["signals"]["chord"]["features"];
+    for key in ["duration", "rms", "spectralCentroid", "zeroCrossingRate"] {
+        let (got, want) = (
+            result[key].as_f64().unwrap(),
+            expected[key].as_f64().unwrap(),
+        );
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "{key}: {got} vs {want}"
+        );
+    }
+    assert_eq!(result["mfcc"].as_array().unwrap().len(), 13);
+    assert_eq!(result["chroma"].as_array().unwrap().len(), 12);
+}
+
+#[test]
+fn analyse_transform_and_export_as_a_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let engine = engine(&dir.path().join("data"));
+    let wf = workflow(
+        json!({
+            "measure": {"type": "analysis", "operation": "loudness", "inputs": [{"source": "parameter", "key": "audioFile"}],
+                        "nextSteps": {"default": "normalize"}},
+            "normalize": {"type": "transformation", "operation": "normalize", "inputs": [{"source": "parameter", "key": "audioFile"}],
+                          "parameters": {"mode": "lufs", "target": -20.0}, "nextSteps": {"default": "check"}},
+            "check": {"type": "analysis", "operation": "loudness", "inputs": [{"source": "previous_step", "key": "normalize.result"}],
+                      "nextSteps": {"default": "export"}},
+            "export": {"type": "transformation", "operation": "export", "inputs": [{"source": "previous_step", "key": "normalize.result"}],
+                       "parameters": {"sampleRate": 44100, "bitDepth": 24, "fileName": "normalized"}}
+        }),
+        json!({"audioFile": fixture("speech.wav")}),
+    );
+    let run = run(&engine, wf, &out);
+    let after = run.results["check"]["integratedLufs"].as_f64().unwrap();
+    assert!((after - -20.0).abs() < 0.05, "normalised to {after} LUFS");
+    // The intermediate result is a float artifact named by its content.
+    let artifact = &run.results["normalize"]["audio"];
+    let path = PathBuf::from(artifact["path"].as_str().unwrap());
+    assert_eq!(
+        path.file_stem().unwrap().to_str().unwrap(),
+        artifact["hash"].as_str().unwrap()
+    );
+    assert_eq!(
+        hound::WavReader::open(&path).unwrap().spec().sample_format,
+        hound::SampleFormat::Float
+    );
+    // The export is where the user asked, at the rate and depth they asked.
+    let exported = out.join("normalized.wav");
+    let spec = hound::WavReader::open(&exported).unwrap().spec();
+    assert_eq!((spec.sample_rate, spec.bits_per_sample), (44100, 24));
+    assert_eq!(run.results["export"]["path"], json!(exported));
+}
+
+#[test]
+fn compare_scores_a_clip_against_itself_and_a_quieter_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(&dir.path().join("data"));
+    let wf = workflow(
+        json!({
+            "quiet": {"type": "transformation", "operation": "gain", "inputs": [{"source": "parameter", "key": "audioFile"}],
+                      "parameters": {"db": -12.0}, "nextSteps": {"default": "same"}},
+            "same": {"type": "analysis", "operation": "compare",
+                     "inputs": [{"source": "parameter", "key": "audioFile"}, {"source": "parameter", "key": "audioFile"}],
+                     "nextSteps": {"default": "different"}},
+            "different": {"type": "analysis", "operation": "compare",
+                          "inputs": [{"source": "parameter", "key": "audioFile"}, {"source": "previous_step", "key": "quiet.result"}]}
+        }),
+        json!({"audioFile": fixture("chord.wav")}),
+    );
+    let run = run(&engine, wf, &dir.path().join("out"));
+    let same = &run.results["same"];
+    assert!(same["qualityScore"].as_f64().unwrap() > 0.99, "{same}");
+    assert_eq!(same["improvementAreas"], json!([]));
+    let different = &run.results["different"];
+    assert!(
+        different["qualityScore"].as_f64().unwrap() < 0.95,
+        "{different}"
+    );
+    assert!(
+        different["improvementAreas"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("loudness")),
+        "{different}"
+    );
+}
+
+#[test]
+fn cached_results_follow_content_not_file_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(&dir.path().join("data"));
+    let copy = dir.path().join("renamed-copy.wav");
+    std::fs::copy(fixture("clicks.wav"), &copy).unwrap();
+    let features = |path: &Path| {
+        workflow(
+            json!({"f": {"type": "analysis", "operation": "patterns", "inputs": [{"source": "parameter", "key": "audioFile"}]}}),
+            json!({"audioFile": path}),
+        )
+    };
+    let first = run(&engine, features(&fixture("clicks.wav")), dir.path());
+    assert!(!first.step_runs[0].cached);
+    let second = run(&engine, features(&copy), dir.path());
+    assert!(second.step_runs[0].cached, "same bytes under another name");
+    assert_eq!(first.results["f"], second.results["f"]);
+    let beats = first.results["f"]["beats"].as_array().unwrap();
+    assert!(beats.len() > 3, "a click track has beats: {beats:?}");
+}
+
+#[test]
+fn bad_audio_fails_the_step_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(&dir.path().join("data"));
+    let text = dir.path().join("notes.wav");
+    std::fs::write(&text, "this is not audio").unwrap();
+    let wf = workflow(
+        json!({"f": {"type": "analysis", "operation": "features", "inputs": [{"source": "parameter", "key": "audioFile"}]}}),
+        json!({"audioFile": text}),
+    );
+    let id = engine
+        .run(wf, ParamMap::new(), RunOptions::default())
+        .unwrap();
+    let run = engine.wait(&id, Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed);
+    let error = run.error.unwrap();
+    assert!(
+        error.contains("notes.wav") && error.contains("step `f`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn every_catalog_operation_declares_what_an_editor_and_an_llm_need() {
+    let registry = grym_synth::ops::builtin_registry();
+    for spec in registry.specs() {
+        assert!(
+            spec.description.len() > 40,
+            "{} needs a real description",
+            spec.qualified_name()
+        );
+        assert!(!spec.inputs.is_empty(), "{}", spec.qualified_name());
+        assert!(
+            !spec.outputs.is_empty(),
+            "{} declares no results",
+            spec.qualified_name()
+        );
+        for p in &spec.parameters {
+            assert!(
+                !p.description.is_empty(),
+                "{}.{}",
+                spec.qualified_name(),
+                p.name
+            );
+            if let Some(default) = &p.default {
+                assert_eq!(
+                    grym_synth::engine::registry::param_problem(p, default),
+                    None,
+                    "{}.{}: the default breaks its own schema",
+                    spec.qualified_name(),
+                    p.name
+                );
+            }
+        }
+    }
+}
