@@ -910,7 +910,7 @@ impl SnarlViewer<StepNode> for Viewer<'_> {
             let mut bb = Rect::NOTHING;
             for (pos, _) in snarl.nodes_pos() {
                 bb.extend_with(pos);
-                bb.extend_with(pos + Vec2::new(200.0, 150.0));
+                bb.extend_with(pos + Vec2::new(360.0, 130.0));
             }
             if bb.is_finite() && self.canvas_rect.is_finite() && self.canvas_rect.area() > 0.0 {
                 let bb = bb.expand(30.0);

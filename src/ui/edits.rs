@@ -324,8 +324,8 @@ pub fn position(workflow: &Workflow, id: &str) -> Option<NodePosition> {
 }
 
 /// Horizontal distance between layout columns and vertical distance between rows.
-const COLUMN: f32 = 260.0;
-const ROW: f32 = 170.0;
+const COLUMN: f32 = 400.0;
+const ROW: f32 = 150.0;
 
 /// Places every step without a position: columns by control-flow depth from the initial
 /// step (breadth first), rows in file order; unreachable steps go in a last column.

@@ -142,7 +142,7 @@ fn workflow_inspector(ui: &mut Ui, doc: &mut Document, state: &mut InspectorStat
                 });
             }
             if ui
-                .small_button("✕")
+                .small_button("−")
                 .on_hover_text("Remove parameter")
                 .clicked()
             {
@@ -357,7 +357,7 @@ fn step_inspector(
                 });
             }
             if ui
-                .small_button("✕")
+                .small_button("−")
                 .on_hover_text("Remove parameter")
                 .clicked()
             {
@@ -631,7 +631,7 @@ fn inputs_editor(ui: &mut Ui, doc: &mut Document, id: &str, step: &WorkflowStep,
                     }
                 });
             }
-            if ui.small_button("✕").clicked() {
+            if ui.small_button("−").clicked() {
                 remove = Some(i);
             }
         });
