@@ -3,11 +3,13 @@
 //! The crate is layered; each layer depends only on the ones listed before it:
 //! [`workflow`] (data model, files, validation) → [`engine`] (manager, scheduler,
 //! executions, context, cache, history) → [`ops`] (the operation catalog), which uses
-//! [`audio`] (I/O and DSP) and [`models`]. See ARCHITECTURE.md.
+//! [`audio`] (I/O and DSP) and [`models`]; [`ui`] (the desktop editor) sits on top.
+//! See ARCHITECTURE.md.
 
 pub mod api;
 pub mod audio;
 pub mod engine;
 pub mod models;
 pub mod ops;
+pub mod ui;
 pub mod workflow;

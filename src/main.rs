@@ -1,4 +1,4 @@
-//! The `grym-synth` command line: the editor (later), and headless commands that the tests,
+//! The `grym-synth` command line: the editor (no arguments, or `open FILE`), and headless commands that the tests,
 //! scripts and CI drive.
 
 mod commands;
@@ -25,6 +25,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open a workflow file in the editor (no command at all opens an empty editor).
+    Open {
+        /// Workflow file (.ron or .json).
+        file: PathBuf,
+    },
     /// Check workflow files and report every problem (exit 0 valid, 1 invalid, 2 unreadable).
     Validate {
         /// Workflow files (.ron or .json).
@@ -122,10 +127,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let data_dir = cli.data_dir.as_deref();
     let result = match cli.command {
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            Ok(ExitCode::SUCCESS)
+        None => grym_synth::ui::run_editor(None, data_dir).map(|()| ExitCode::SUCCESS),
+        Some(Command::Open { file }) => {
+            grym_synth::ui::run_editor(Some(file), data_dir).map(|()| ExitCode::SUCCESS)
         }
         Some(Command::Validate { files, json }) => {
             let catalog = grym_synth::ops::builtin_registry();

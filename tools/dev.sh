@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian/Ubuntu machine with a Rust toolchain:
-#   bash tools/dev.sh run [ARGS...]   install what is missing, build, run grym-synth
+#   bash tools/dev.sh run [ARGS...]   install what is missing, build, run grym-synth (no
+#                                     arguments: the editor)
 #   bash tools/dev.sh test            install what is missing, then format check, clippy, tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the build and the tests need.
-PACKAGES=(pkg-config build-essential)
+# The editor: Wayland/X11 headers for winit and rfd, Mesa's software OpenGL and EGL, Xvfb and
+# ImageMagick for tools/screenshot.sh.
+PACKAGES=(pkg-config build-essential
+    libwayland-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1-mesa-dri libegl1
+    xvfb imagemagick)
 
 install_system_packages() {
     local missing=()

@@ -1,0 +1,1012 @@
+//! The editor's app state and frame: menus, panels, dialogs, shortcuts. Data lives in
+//! [`Document`]; the canvas, inspector, problems and run panels draw from it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use egui::{Color32, Id, Key, KeyboardShortcut, Modifiers, RichText, Ui};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::canvas::{Canvas, CanvasAction, NodeDecorations};
+use super::document::Document;
+use super::edits;
+use super::files::{self, FileDialogs, FilePurpose};
+use super::inspector::{self, InspectorAction, InspectorState};
+use super::palette::{self, PaletteItem};
+use super::problems;
+use super::run::{self, RunPanelAction, RunState};
+use crate::engine::{Engine, OperationRegistry};
+use crate::workflow::{NodePosition, ParamMap, Report, templates};
+
+/// What persists between runs of the editor (eframe storage).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub recent: Vec<PathBuf>,
+    pub show_palette: bool,
+    pub show_inspector: bool,
+    pub show_bottom: bool,
+    pub bottom_tab: BottomTab,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            recent: Vec::new(),
+            show_palette: true,
+            show_inspector: true,
+            show_bottom: true,
+            bottom_tab: BottomTab::Problems,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BottomTab {
+    Problems,
+    Run,
+}
+
+const SETTINGS_KEY: &str = "grym-synth-editor";
+
+/// Something that would throw away unsaved edits, waiting for the user's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    New(Option<&'static str>),
+    OpenPath(PathBuf),
+    OpenPrompt,
+    Close,
+}
+
+/// The typed-path prompt for Open and Save As.
+pub struct PathPrompt {
+    pub purpose: FilePurpose,
+    pub text: String,
+    pub error: Option<String>,
+}
+
+/// The run dialog: values for the workflow's parameters as typed text.
+pub struct RunDialog {
+    pub values: Vec<(String, String)>,
+    pub error: Option<String>,
+}
+
+pub struct Editor {
+    pub doc: Document,
+    pub settings: Settings,
+    pub selected: Option<String>,
+    pub canvas: Canvas,
+    pub run: RunState,
+    pub report: Report,
+    report_revision: Option<u64>,
+    engine: Option<Engine>,
+    engine_error: Option<String>,
+    fallback_registry: OperationRegistry,
+    items: Vec<PaletteItem>,
+    palette_query: String,
+    inspector: InspectorState,
+    pub files: FileDialogs,
+    pub prompt: Option<PathPrompt>,
+    pub pending: Option<Pending>,
+    pub run_dialog: Option<RunDialog>,
+    /// Messages for the status bar (errors of file operations and such).
+    pub status: Option<(String, bool)>,
+    allow_close: bool,
+    last_title: String,
+}
+
+impl Editor {
+    /// An editor on `engine` (or without one, saying why), showing `doc`.
+    pub fn new(engine: Result<Engine, String>, doc: Document, settings: Settings) -> Self {
+        let (engine, engine_error) = match engine {
+            Ok(e) => (Some(e), None),
+            Err(e) => (None, Some(e)),
+        };
+        let fallback_registry = OperationRegistry::new();
+        let items = palette::items(engine.as_ref().map_or(&fallback_registry, Engine::registry));
+        let run = RunState::new(engine.as_ref());
+        let mut editor = Editor {
+            doc,
+            settings,
+            selected: None,
+            canvas: Canvas::default(),
+            run,
+            report: Report::default(),
+            report_revision: None,
+            engine,
+            engine_error,
+            fallback_registry,
+            items,
+            palette_query: String::new(),
+            inspector: InspectorState::default(),
+            files: FileDialogs::default(),
+            prompt: None,
+            pending: None,
+            run_dialog: None,
+            status: None,
+            allow_close: false,
+            last_title: String::new(),
+        };
+        editor.prepare_layout();
+        editor
+    }
+
+    /// Builds the editor inside eframe: settings from eframe storage, then `file` if given.
+    pub fn from_creation_context(
+        cc: &eframe::CreationContext<'_>,
+        engine: Result<Engine, String>,
+        file: Option<&Path>,
+    ) -> Self {
+        let settings: Settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, SETTINGS_KEY))
+            .unwrap_or_default();
+        let mut editor = Editor::new(engine, Document::blank(), settings);
+        if let Some(path) = file {
+            editor.open_now(path);
+        }
+        editor
+    }
+
+    pub fn registry(&self) -> &OperationRegistry {
+        self.engine
+            .as_ref()
+            .map_or(&self.fallback_registry, Engine::registry)
+    }
+
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine.as_ref()
+    }
+
+    /// A workflow without positions gets an automatic layout (not an undoable edit: it is
+    /// how the file is shown, and it is saved with the next save).
+    fn prepare_layout(&mut self) {
+        let wf = self.doc.workflow();
+        let missing = wf.steps.keys().any(|id| edits::position(wf, id).is_none());
+        if missing {
+            let mut wf = wf.clone();
+            edits::auto_layout(&mut wf, true);
+            let path = self.doc.path.clone();
+            self.doc = Document::new(wf, path);
+        }
+        self.canvas.frame_all();
+        self.selected = None;
+        self.run = RunState::new(self.engine.as_ref());
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.status = Some((text.into(), false));
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.status = Some((text.into(), true));
+    }
+
+    /// Opens a file now (no unsaved-changes check).
+    pub fn open_now(&mut self, path: &Path) {
+        match Document::open(path) {
+            Ok(doc) => {
+                self.doc = doc;
+                self.prepare_layout();
+                files::push_recent(&mut self.settings.recent, path);
+                self.info(format!("Opened {}", path.display()));
+            }
+            Err(e) => self.error(format!("Could not open {}: {e}", path.display())),
+        }
+    }
+
+    /// Starts a new workflow now, blank or from a template.
+    pub fn new_now(&mut self, template: Option<&str>) {
+        let doc = match template.map(|name| templates::find(name).map(|t| t.load())) {
+            None => Document::blank(),
+            Some(Some(Ok(wf))) => Document::new(wf, None),
+            Some(Some(Err(e))) => {
+                self.error(format!("The template does not load: {e}"));
+                return;
+            }
+            Some(None) => {
+                self.error("No such template");
+                return;
+            }
+        };
+        self.doc = doc;
+        self.prepare_layout();
+    }
+
+    /// Saves to the document's file, or asks for one.
+    pub fn save(&mut self) -> bool {
+        match self.doc.path.clone() {
+            Some(path) => self.save_to(&path),
+            None => {
+                self.ask_path(FilePurpose::SaveAs);
+                false
+            }
+        }
+    }
+
+    pub fn save_to(&mut self, path: &Path) -> bool {
+        match self.doc.save_to(path) {
+            Ok(()) => {
+                files::push_recent(&mut self.settings.recent, path);
+                self.info(format!("Saved {}", path.display()));
+                true
+            }
+            Err(e) => {
+                self.error(format!("Could not save {}: {e}", path.display()));
+                false
+            }
+        }
+    }
+
+    fn ask_path(&mut self, purpose: FilePurpose) {
+        let text = match (&purpose, &self.doc.path) {
+            (FilePurpose::SaveAs, Some(p)) => p.display().to_string(),
+            (FilePurpose::SaveAs, None) => {
+                format!("{}.ron", edits::sanitize_id(&self.doc.workflow().id))
+            }
+            _ => String::new(),
+        };
+        self.prompt = Some(PathPrompt {
+            purpose,
+            text,
+            error: None,
+        });
+    }
+
+    /// Runs `action` now, or asks about unsaved changes first.
+    pub fn request(&mut self, action: Pending) {
+        if self.doc.is_dirty() {
+            self.pending = Some(action);
+        } else {
+            self.perform(action);
+        }
+    }
+
+    fn perform(&mut self, action: Pending) {
+        match action {
+            Pending::New(t) => self.new_now(t),
+            Pending::OpenPath(p) => self.open_now(&p),
+            Pending::OpenPrompt => self.ask_path(FilePurpose::Open),
+            Pending::Close => {
+                self.allow_close = true;
+            }
+        }
+    }
+
+    fn select(&mut self, step: Option<String>) {
+        if self.selected != step {
+            self.doc.seal();
+        }
+        self.selected = step;
+    }
+
+    pub fn undo(&mut self) {
+        if self.doc.undo() {
+            self.fix_selection();
+        }
+    }
+
+    pub fn redo(&mut self) {
+        if self.doc.redo() {
+            self.fix_selection();
+        }
+    }
+
+    fn fix_selection(&mut self) {
+        if let Some(s) = &self.selected
+            && !self.doc.workflow().steps.contains_key(s)
+        {
+            self.selected = None;
+        }
+    }
+
+    /// Adds a step for a palette entry; returns its id.
+    pub fn add_item(&mut self, item: &PaletteItem, pos: Option<NodePosition>) -> String {
+        let pos = pos.unwrap_or_else(|| self.canvas.free_spot(self.doc.workflow()));
+        let id = self.doc.edit(&format!("Add {}", item.label()), |w| {
+            edits::add_step(w, item.step_type, &item.operation, pos)
+        });
+        self.select(Some(id.clone()));
+        id
+    }
+
+    pub fn apply_canvas(&mut self, action: CanvasAction) {
+        match action {
+            CanvasAction::SetFlow { from, port, to } => {
+                let label = if to.is_some() {
+                    "Connect"
+                } else {
+                    "Disconnect"
+                };
+                self.doc
+                    .edit(label, |w| edits::set_flow(w, &from, port, to.as_deref()));
+            }
+            CanvasAction::ConnectData { source, to, index } => {
+                self.doc.edit("Connect data", |w| {
+                    edits::connect_data(w, &source, &to, index)
+                });
+            }
+            CanvasAction::RemoveInput { step, index } => {
+                self.doc
+                    .edit("Disconnect data", |w| edits::remove_input(w, &step, index));
+            }
+            CanvasAction::DisconnectReaders(s) => {
+                self.doc
+                    .edit("Disconnect data", |w| edits::disconnect_all_readers(w, &s));
+            }
+            CanvasAction::DisconnectFlowInto(s) => {
+                self.doc
+                    .edit("Disconnect", |w| edits::disconnect_all_flow_into(w, &s));
+            }
+            CanvasAction::Add { item, pos } => {
+                self.add_item(&item, Some(pos));
+            }
+            CanvasAction::Delete(ids) => {
+                self.doc.edit("Delete", |w| {
+                    for id in &ids {
+                        edits::delete_step(w, id);
+                    }
+                });
+                self.fix_selection();
+            }
+            CanvasAction::Duplicate(ids) => {
+                let copies = self.doc.edit("Duplicate", |w| {
+                    ids.iter()
+                        .filter_map(|id| edits::duplicate_step(w, id))
+                        .collect::<Vec<_>>()
+                });
+                if let Some(last) = copies.last() {
+                    self.select(Some(last.clone()));
+                }
+            }
+            CanvasAction::SetInitial(id) => {
+                self.doc.edit("Set initial step", |w| w.initial_step = id);
+            }
+            CanvasAction::Move(moves) => {
+                self.doc.edit("Move", |w| {
+                    let layout = w.layout.get_or_insert_with(Default::default);
+                    for (id, pos) in moves {
+                        layout.nodes.insert(id, pos);
+                    }
+                });
+            }
+            CanvasAction::Select(s) => self.select(s),
+        }
+    }
+
+    /// Opens the run dialog (or runs straight away when there is nothing to ask).
+    pub fn ask_run(&mut self) {
+        if self.engine.is_none() {
+            let why = self.engine_error.clone().unwrap_or_default();
+            self.error(format!("Cannot run: the engine did not start ({why})"));
+            return;
+        }
+        let values = self
+            .doc
+            .workflow()
+            .parameters
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect();
+        self.run_dialog = Some(RunDialog {
+            values,
+            error: None,
+        });
+    }
+
+    /// Starts the run with the dialog's values.
+    pub fn start_run(&mut self) {
+        let Some(dialog) = &mut self.run_dialog else {
+            return;
+        };
+        let Some(engine) = &self.engine else {
+            return;
+        };
+        let mut params = ParamMap::new();
+        for (k, text) in &dialog.values {
+            if text.trim().is_empty() {
+                if self
+                    .doc
+                    .workflow()
+                    .parameters
+                    .get(k)
+                    .is_none_or(Value::is_null)
+                {
+                    dialog.error = Some(format!("`{k}` needs a value"));
+                    return;
+                }
+                continue;
+            }
+            params.insert(k.clone(), inspector::parse_loose(text.trim()));
+        }
+        if !self.report.is_valid() {
+            dialog.error = Some("The workflow has errors (see Problems); fix them first.".into());
+            return;
+        }
+        self.run.start(engine, self.doc.workflow().clone(), params);
+        self.run_dialog = None;
+        self.settings.show_bottom = true;
+        self.settings.bottom_tab = BottomTab::Run;
+    }
+
+    pub fn cancel_run(&mut self) {
+        if let Some(engine) = &self.engine {
+            self.run.cancel(engine);
+        }
+    }
+
+    fn revalidate(&mut self) {
+        if self.report_revision == Some(self.doc.revision()) {
+            return;
+        }
+        self.report_revision = Some(self.doc.revision());
+        self.report = crate::workflow::validate(self.doc.workflow(), Some(self.registry()));
+    }
+
+    fn shortcuts(&mut self, ui: &Ui) {
+        let typing = ui.ctx().egui_wants_keyboard_input();
+        let cmd = Modifiers::COMMAND;
+        let shift = Modifiers::COMMAND | Modifiers::SHIFT;
+        let (redo, undo, save, save_as, open, new) = ui.input_mut(|i| {
+            let redo = !typing
+                && (i.consume_shortcut(&KeyboardShortcut::new(shift, Key::Z))
+                    || i.consume_shortcut(&KeyboardShortcut::new(cmd, Key::Y)));
+            let undo = !typing && i.consume_shortcut(&KeyboardShortcut::new(cmd, Key::Z));
+            let save_as = i.consume_shortcut(&KeyboardShortcut::new(shift, Key::S));
+            let save = i.consume_shortcut(&KeyboardShortcut::new(cmd, Key::S));
+            let open = i.consume_shortcut(&KeyboardShortcut::new(cmd, Key::O));
+            let new = i.consume_shortcut(&KeyboardShortcut::new(cmd, Key::N));
+            (redo, undo, save, save_as, open, new)
+        });
+        if redo {
+            self.redo();
+        } else if undo {
+            self.undo();
+        }
+        if save_as {
+            self.ask_path(FilePurpose::SaveAs);
+        } else if save {
+            self.save();
+        }
+        if open {
+            self.request(Pending::OpenPrompt);
+        }
+        if new {
+            self.request(Pending::New(None));
+        }
+    }
+
+    /// Draws one frame of the whole editor.
+    pub fn show(&mut self, ui: &mut Ui) {
+        // Background work first: engine events, file dialogs.
+        self.run.poll(self.engine.as_ref());
+        if let Some((purpose, path)) = self.files.poll() {
+            self.file_chosen(purpose, path);
+        }
+        if self.run.is_busy() || self.files.is_open() {
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(50));
+        }
+        self.handle_close(ui);
+        self.shortcuts(ui);
+        self.revalidate();
+
+        let title = format!(
+            "{}{} — grym-synth",
+            if self.doc.is_dirty() { "● " } else { "" },
+            self.doc.title()
+        );
+        if title != self.last_title {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.last_title = title;
+        }
+
+        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        if self.settings.show_bottom {
+            egui::Panel::bottom("bottom")
+                .resizable(true)
+                .default_size(200.0)
+                .show(ui, |ui| self.bottom_panel(ui));
+        }
+        if self.settings.show_palette {
+            egui::Panel::left("palette")
+                .resizable(true)
+                .default_size(220.0)
+                .show(ui, |ui| {
+                    if let Some(item) = palette::show(ui, &self.items, &mut self.palette_query) {
+                        self.add_item(&item, None);
+                    }
+                });
+        }
+        if self.settings.show_inspector {
+            egui::Panel::right("inspector")
+                .resizable(true)
+                .default_size(320.0)
+                .show(ui, |ui| {
+                    let registry = self
+                        .engine
+                        .as_ref()
+                        .map_or(&self.fallback_registry, Engine::registry);
+                    let actions = inspector::show(
+                        ui,
+                        &mut self.doc,
+                        self.selected.as_deref(),
+                        registry,
+                        &mut self.inspector,
+                        &mut self.files,
+                    );
+                    for a in actions {
+                        match a {
+                            InspectorAction::Renamed(id) => self.selected = Some(id),
+                        }
+                    }
+                    if self.selected.is_some() {
+                        ui.separator();
+                        if ui.button("Show workflow settings").clicked() {
+                            self.select(None);
+                        }
+                    }
+                });
+        }
+        egui::CentralPanel::default()
+            .frame(egui::Frame::NONE)
+            .show(ui, |ui| {
+                self.canvas.sync(self.doc.workflow(), self.doc.revision());
+                let deco = NodeDecorations {
+                    status: self.run.statuses.clone(),
+                    problems: problems::per_step(&self.report),
+                    selected: self.selected.clone(),
+                };
+                let actions = self
+                    .canvas
+                    .show(ui, self.doc.workflow(), &self.items, &deco);
+                for a in actions {
+                    self.apply_canvas(a);
+                }
+            });
+
+        self.dialogs(ui);
+    }
+
+    fn handle_close(&mut self, ui: &Ui) {
+        if ui.ctx().input(|i| i.viewport().close_requested())
+            && !self.allow_close
+            && self.doc.is_dirty()
+        {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.pending = Some(Pending::Close);
+        }
+        if self.allow_close && self.pending.is_none() && self.doc.is_dirty() {
+            // The user chose to discard: close for real.
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+
+    fn menu_bar(&mut self, ui: &mut Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("New").clicked() {
+                    self.request(Pending::New(None));
+                    ui.close();
+                }
+                ui.menu_button("New from template", |ui| {
+                    for t in templates::TEMPLATES {
+                        if ui.button(t.name).on_hover_text(t.description).clicked() {
+                            self.request(Pending::New(Some(t.name)));
+                            ui.close();
+                        }
+                    }
+                });
+                if ui.button("Open…").clicked() {
+                    self.request(Pending::OpenPrompt);
+                    ui.close();
+                }
+                ui.menu_button("Open recent", |ui| {
+                    if self.settings.recent.is_empty() {
+                        ui.weak("(none)");
+                    }
+                    for p in self.settings.recent.clone() {
+                        if ui.button(p.display().to_string()).clicked() {
+                            self.request(Pending::OpenPath(p));
+                            ui.close();
+                        }
+                    }
+                });
+                ui.separator();
+                if ui.button("Save").clicked() {
+                    self.save();
+                    ui.close();
+                }
+                if ui.button("Save As…").clicked() {
+                    self.ask_path(FilePurpose::SaveAs);
+                    ui.close();
+                }
+            });
+            ui.menu_button("Edit", |ui| {
+                let undo = self
+                    .doc
+                    .undo_label()
+                    .map_or("Undo".to_string(), |l| format!("Undo {l}"));
+                if ui
+                    .add_enabled(self.doc.can_undo(), egui::Button::new(undo))
+                    .clicked()
+                {
+                    self.undo();
+                    ui.close();
+                }
+                let redo = self
+                    .doc
+                    .redo_label()
+                    .map_or("Redo".to_string(), |l| format!("Redo {l}"));
+                if ui
+                    .add_enabled(self.doc.can_redo(), egui::Button::new(redo))
+                    .clicked()
+                {
+                    self.redo();
+                    ui.close();
+                }
+                ui.separator();
+                let sel = self.selected.clone();
+                if ui
+                    .add_enabled(sel.is_some(), egui::Button::new("Duplicate step"))
+                    .clicked()
+                {
+                    self.apply_canvas(CanvasAction::Duplicate(sel.iter().cloned().collect()));
+                    ui.close();
+                }
+                if ui
+                    .add_enabled(sel.is_some(), egui::Button::new("Delete step"))
+                    .clicked()
+                {
+                    self.apply_canvas(CanvasAction::Delete(sel.iter().cloned().collect()));
+                    ui.close();
+                }
+                ui.separator();
+                if ui.button("Auto-layout").clicked() {
+                    self.doc
+                        .edit("Auto-layout", |w| edits::auto_layout(w, false));
+                    self.canvas.frame_all();
+                    ui.close();
+                }
+            });
+            ui.menu_button("View", |ui| {
+                ui.checkbox(&mut self.settings.show_palette, "Palette");
+                ui.checkbox(&mut self.settings.show_inspector, "Inspector");
+                ui.checkbox(&mut self.settings.show_bottom, "Problems and run panel");
+                if ui.button("Frame all").clicked() {
+                    self.canvas.frame_all();
+                    ui.close();
+                }
+            });
+            ui.separator();
+            if self.run.is_active() {
+                if ui.button("⏹ Cancel").clicked() {
+                    self.cancel_run();
+                }
+            } else if ui
+                .add_enabled(self.engine.is_some(), egui::Button::new("▶ Run"))
+                .on_disabled_hover_text(self.engine_error.clone().unwrap_or_default())
+                .clicked()
+            {
+                self.ask_run();
+            }
+        });
+    }
+
+    fn status_bar(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            let path = self
+                .doc
+                .path
+                .as_ref()
+                .map_or("not saved yet".to_string(), |p| p.display().to_string());
+            ui.weak(path);
+            if self.doc.is_dirty() {
+                ui.label(RichText::new("unsaved changes").color(super::theme::WARNING));
+            }
+            if let Some(e) = &self.engine_error {
+                ui.label(
+                    RichText::new(format!("engine unavailable: {e}")).color(super::theme::ERROR),
+                );
+            }
+            if let Some((text, is_error)) = &self.status {
+                let color = if *is_error {
+                    super::theme::ERROR
+                } else {
+                    Color32::GRAY
+                };
+                ui.label(RichText::new(text).color(color));
+            }
+        });
+    }
+
+    fn bottom_panel(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            let errors = self.report.errors().count();
+            let warnings = self.report.warnings().count();
+            let label = format!("Problems ({errors} errors, {warnings} warnings)");
+            ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Problems, label);
+            ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Run, "Run");
+        });
+        ui.separator();
+        match self.settings.bottom_tab {
+            BottomTab::Problems => {
+                if let Some(step) = problems::show(ui, &self.report) {
+                    self.select(Some(step));
+                }
+            }
+            BottomTab::Run => {
+                for action in run::show(ui, &self.run) {
+                    match action {
+                        RunPanelAction::Cancel => self.cancel_run(),
+                        RunPanelAction::RefreshHistory => {
+                            if let Some(e) = &self.engine {
+                                self.run.refresh_history(e);
+                            }
+                        }
+                        RunPanelAction::OpenPast(id) => {
+                            if let Some(e) = &self.engine {
+                                self.run.open_past(e, &id);
+                            }
+                        }
+                        RunPanelAction::Select(s) => self.select(Some(s)),
+                    }
+                }
+            }
+        }
+    }
+
+    fn file_chosen(&mut self, purpose: FilePurpose, path: PathBuf) {
+        match purpose {
+            FilePurpose::Open => {
+                self.prompt = None;
+                self.open_now(&path);
+            }
+            FilePurpose::SaveAs => {
+                if self.save_to(&path) {
+                    self.prompt = None;
+                }
+            }
+            FilePurpose::RunParam(name) => {
+                if let Some(d) = &mut self.run_dialog
+                    && let Some(v) = d.values.iter_mut().find(|(k, _)| *k == name)
+                {
+                    v.1 = path.display().to_string();
+                }
+            }
+            FilePurpose::StepParam { step, name } => {
+                let v = Value::String(path.display().to_string());
+                self.doc.edit("Choose file", |w| {
+                    if let Some(s) = w.steps.get_mut(&step) {
+                        s.parameters.insert(name, v);
+                    }
+                });
+            }
+        }
+    }
+
+    fn dialogs(&mut self, ui: &mut Ui) {
+        let ctx = ui.ctx().clone();
+        // Unsaved changes.
+        if let Some(pending) = self.pending.clone() {
+            let mut answer = None;
+            egui::Modal::new(Id::new("unsaved")).show(&ctx, |ui| {
+                ui.heading("Unsaved changes");
+                ui.label(format!(
+                    "{} has changes that are not saved. Save them first?",
+                    self.doc.title()
+                ));
+                ui.horizontal(|ui| {
+                    if ui.button("Save").clicked() {
+                        answer = Some(0);
+                    }
+                    if ui.button("Discard").clicked() {
+                        answer = Some(1);
+                    }
+                    if ui.button("Cancel").clicked() {
+                        answer = Some(2);
+                    }
+                });
+            });
+            match answer {
+                Some(0) => {
+                    if self.save() {
+                        self.pending = None;
+                        self.perform(pending);
+                    } else {
+                        self.pending = None;
+                    }
+                }
+                Some(1) => {
+                    self.pending = None;
+                    if pending == Pending::Close {
+                        self.allow_close = true;
+                    } else {
+                        self.perform(pending);
+                    }
+                }
+                Some(2) => self.pending = None,
+                _ => {}
+            }
+        }
+
+        // Typed path for Open / Save As, with the system dialog as a button.
+        let mut close_prompt = false;
+        let mut chosen: Option<(FilePurpose, PathBuf)> = None;
+        let mut browse = None;
+        if let Some(prompt) = &mut self.prompt {
+            let (title, verb) = match prompt.purpose {
+                FilePurpose::SaveAs => ("Save workflow as", "Save"),
+                _ => ("Open workflow", "Open"),
+            };
+            egui::Window::new(title)
+                .collapsible(false)
+                .resizable(false)
+                .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+                .show(&ctx, |ui| {
+                    ui.horizontal(|ui| {
+                        let l = ui.label("Path");
+                        let r = ui
+                            .add(
+                                egui::TextEdit::singleline(&mut prompt.text)
+                                    .desired_width(360.0)
+                                    .hint_text("/path/to/workflow.ron"),
+                            )
+                            .labelled_by(l.id);
+                        if r.lost_focus()
+                            && ui.input(|i| i.key_pressed(Key::Enter))
+                            && let Some(p) = files::typed_path(&prompt.text)
+                        {
+                            chosen = Some((prompt.purpose.clone(), p));
+                        }
+                        if ui.button("Browse…").clicked() {
+                            browse = Some(prompt.purpose.clone());
+                        }
+                    });
+                    ui.weak(".ron or .json; the format follows the extension.");
+                    if let Some(note) = &self.files.note {
+                        ui.label(RichText::new(note).color(super::theme::WARNING).small());
+                    }
+                    if let Some(e) = &prompt.error {
+                        ui.label(RichText::new(e).color(super::theme::ERROR));
+                    }
+                    if prompt.purpose == FilePurpose::Open && !self.settings.recent.is_empty() {
+                        ui.separator();
+                        ui.label("Recent");
+                        for p in &self.settings.recent {
+                            if ui.link(p.display().to_string()).clicked() {
+                                chosen = Some((FilePurpose::Open, p.clone()));
+                            }
+                        }
+                    }
+                    ui.horizontal(|ui| {
+                        if ui.button(verb).clicked() {
+                            match files::typed_path(&prompt.text) {
+                                Some(p) => chosen = Some((prompt.purpose.clone(), p)),
+                                None => prompt.error = Some("Type a path first.".into()),
+                            }
+                        }
+                        if ui.button("Cancel").clicked() {
+                            close_prompt = true;
+                        }
+                    });
+                });
+        }
+        if let Some(purpose) = browse {
+            let start = self
+                .prompt
+                .as_ref()
+                .and_then(|p| files::typed_path(&p.text));
+            self.files.browse(
+                purpose.clone(),
+                purpose == FilePurpose::SaveAs,
+                start.as_deref(),
+            );
+        }
+        if close_prompt {
+            self.prompt = None;
+        }
+        if let Some((purpose, path)) = chosen {
+            match purpose {
+                FilePurpose::Open => {
+                    if path.is_file() {
+                        self.prompt = None;
+                        self.open_now(&path);
+                    } else if let Some(p) = &mut self.prompt {
+                        p.error = Some(format!("{} is not a file", path.display()));
+                    }
+                }
+                FilePurpose::SaveAs => {
+                    if let Err(e) = crate::workflow::Format::from_path(&path) {
+                        if let Some(p) = &mut self.prompt {
+                            p.error = Some(e.to_string());
+                        }
+                    } else if self.save_to(&path) {
+                        self.prompt = None;
+                    } else if let Some(p) = &mut self.prompt {
+                        p.error = self.status.as_ref().map(|(t, _)| t.clone());
+                    }
+                }
+                other => self.file_chosen(other, path),
+            }
+        }
+
+        // Run parameters.
+        let mut run_now = false;
+        let mut cancel = false;
+        let mut browse_param = None;
+        if let Some(dialog) = &mut self.run_dialog {
+            egui::Window::new("Run workflow")
+                .collapsible(false)
+                .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+                .show(&ctx, |ui| {
+                    if dialog.values.is_empty() {
+                        ui.label("This workflow takes no parameters.");
+                    }
+                    egui::Grid::new("run-params").num_columns(3).show(ui, |ui| {
+                        for (k, v) in &mut dialog.values {
+                            let l = ui.label(format!("{k} ="));
+                            ui.add(egui::TextEdit::singleline(v).desired_width(280.0))
+                                .labelled_by(l.id);
+                            if ui
+                                .small_button("…")
+                                .on_hover_text("Choose a file")
+                                .clicked()
+                            {
+                                browse_param = Some(k.clone());
+                            }
+                            ui.end_row();
+                        }
+                    });
+                    if let Some(note) = &self.files.note {
+                        ui.label(RichText::new(note).color(super::theme::WARNING).small());
+                    }
+                    if let Some(e) = &dialog.error {
+                        ui.label(RichText::new(e).color(super::theme::ERROR));
+                    }
+                    ui.horizontal(|ui| {
+                        if ui.button("Start").clicked() {
+                            run_now = true;
+                        }
+                        if ui.button("Cancel").clicked() {
+                            cancel = true;
+                        }
+                    });
+                });
+        }
+        if let Some(name) = browse_param {
+            self.files.browse(FilePurpose::RunParam(name), false, None);
+        }
+        if cancel {
+            self.run_dialog = None;
+        } else if run_now {
+            self.start_run();
+        }
+    }
+}
+
+impl eframe::App for Editor {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+    }
+}
+
+/// Problem counts by step, for tests and badges.
+pub fn problem_counts(report: &Report) -> HashMap<String, (usize, usize)> {
+    problems::per_step(report)
+}
