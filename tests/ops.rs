@@ -236,3 +236,26 @@ fn every_catalog_operation_declares_what_an_editor_and_an_llm_need() {
         }
     }
 }
+
+#[test]
+fn the_runnable_templates_run_end_to_end() {
+    use grym_synth::workflow::templates;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(&dir.path().join("data"));
+    for (name, clip, last) in [
+        ("loudness-normalize", "clicks.wav", "export-normalized"),
+        ("loudness-normalize", "speech.wav", "export-original"),
+        ("rhythm-report", "clicks.wav", "loudness"),
+    ] {
+        let mut wf = templates::find(name).unwrap().load().unwrap();
+        wf.parameters
+            .insert("audioFile".into(), json!(fixture(clip)));
+        let out = dir.path().join(format!("{name}-{clip}"));
+        let run = run(&engine, wf, &out);
+        assert_eq!(
+            run.step_runs.last().unwrap().step_id,
+            last,
+            "{name} on {clip}"
+        );
+    }
+}

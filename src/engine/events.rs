@@ -10,7 +10,11 @@ use serde_json::Value;
 
 /// One thing that happened in the engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(
+    tag = "event",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Event {
     ExecutionStarted {
         execution_id: String,

@@ -88,14 +88,17 @@ pub fn show(ui: &mut Ui, items: &[PaletteItem], query: &mut String) -> Option<Pa
                 .default_open(true)
                 .show(ui, |ui| {
                     for item in group {
+                        let hover = format!("{}\n\nClick to add, or drag onto the canvas.", item.description);
                         let response = ui
                             .add(egui::Button::new(item.label()).sense(egui::Sense::click_and_drag()))
-                            .on_hover_text("Click to add, or drag onto the canvas");
+                            .on_hover_text(hover);
                         if response.drag_started() {
                             response.dnd_set_drag_payload((*item).clone());
                         }
-                        if !item.description.is_empty() {
-                            ui.label(RichText::new(&item.description).small().weak());
+                        // The first sentence; the whole description is on hover.
+                        let summary = first_sentence(&item.description);
+                        if !summary.is_empty() {
+                            ui.label(RichText::new(summary).small().weak());
                         }
                         if response.clicked() {
                             chosen = Some((*item).clone());
@@ -112,4 +115,12 @@ pub fn show(ui: &mut Ui, items: &[PaletteItem], query: &mut String) -> Option<Pa
             }
         });
     chosen
+}
+
+/// Text up to the end of its first sentence.
+fn first_sentence(text: &str) -> &str {
+    match text.find(". ") {
+        Some(end) => &text[..=end],
+        None => text,
+    }
 }

@@ -11,11 +11,23 @@ pub struct Template {
     pub text: &'static str,
 }
 
-pub const TEMPLATES: &[Template] = &[Template {
-    name: "audio-enhancement",
-    description: "The plan's example: analyse, generate an enhanced version, score it against the original and regenerate until the score passes",
-    text: include_str!("../../workflows/audio-enhancement.ron"),
-}];
+pub const TEMPLATES: &[Template] = &[
+    Template {
+        name: "audio-enhancement",
+        description: "The plan's example: analyse, generate an enhanced version, score it against the original and regenerate until the score passes",
+        text: include_str!("../../workflows/audio-enhancement.ron"),
+    },
+    Template {
+        name: "loudness-normalize",
+        description: "Measure loudness, normalise quiet clips to -23 LUFS, verify, export 24-bit 48 kHz",
+        text: include_str!("../../workflows/loudness-normalize.ron"),
+    },
+    Template {
+        name: "rhythm-report",
+        description: "Onsets, tempo, beats, sections, spectral features and loudness of a clip",
+        text: include_str!("../../workflows/rhythm-report.ron"),
+    },
+];
 
 /// The template called `name`.
 pub fn find(name: &str) -> Option<&'static Template> {

@@ -697,9 +697,12 @@ fn check_unread_results(
 ) {
     let read_steps: HashSet<&str> = references.iter().map(|(_, r)| r.target).collect();
     for (node, (key, step)) in workflow.steps.iter().enumerate() {
+        // An analysis result is kept in the history and the context, so it is worth having
+        // even unread; audio that a transformation or generation makes and nobody uses is
+        // work thrown away.
         let read = read_steps.contains(key.as_str())
             || step.condition.is_some()
-            || step.step_type == StepType::Conditional
+            || matches!(step.step_type, StepType::Conditional | StepType::Analysis)
             || already_reported.contains(key);
         if read || step.next_steps.is_terminal() || !graph.reachable_from(start, node) {
             continue;
@@ -709,7 +712,7 @@ fn check_unread_results(
                 "unread-result",
                 Some(key),
                 step_field(key, ""),
-                format!("nothing reads the result of `{key}`, and it is not a final step"),
+                format!("nothing reads the audio `{key}` makes, and it is not a final step"),
             )
             .with_hint(format!(
                 "read it with a previous_step input `{key}.result`, branch on it with a condition, or remove the step"
