@@ -259,3 +259,52 @@ fn the_runnable_templates_run_end_to_end() {
         );
     }
 }
+
+#[test]
+fn cancelling_stops_a_streaming_transform_inside_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("long.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&long, spec).unwrap();
+    for i in 0..48_000 * 240 {
+        let s = ((i as f32 * 0.01).sin() * 8000.0) as i16;
+        w.write_sample(s).unwrap();
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    let engine = engine(&dir.path().join("data"));
+    let events = engine.subscribe();
+    let wf = workflow(
+        json!({"g": {"type": "transformation", "operation": "gain", "cache": false,
+                     "inputs": [{"source": "parameter", "key": "audioFile"}], "parameters": {"db": -3.0}}}),
+        json!({"audioFile": long}),
+    );
+    let id = engine
+        .run(wf, ParamMap::new(), RunOptions::default())
+        .unwrap();
+    loop {
+        match events.recv_timeout(Duration::from_secs(30)).unwrap() {
+            grym_synth::engine::Event::StepStarted { .. } => break,
+            _ => continue,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let asked = std::time::Instant::now();
+    engine.cancel(&id).unwrap();
+    let run = engine.wait(&id, Some(Duration::from_secs(60))).unwrap();
+    eprintln!(
+        "a streaming gain stopped {:?} after cancel",
+        asked.elapsed()
+    );
+    assert_eq!(run.status, ExecutionStatus::Cancelled);
+    // The operation itself stopped; it did not run to the end and then get discarded.
+    assert_eq!(
+        run.step_runs.last().map(|r| r.status),
+        Some(grym_synth::engine::StepRunStatus::Cancelled)
+    );
+}

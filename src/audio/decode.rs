@@ -226,6 +226,7 @@ impl AudioReader {
         if self.done {
             return Ok(None);
         }
+        super::cancel::check()?;
         loop {
             let packet = match self.format.next_packet() {
                 Ok(Some(p)) => p,

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 /// What went wrong reading, writing or processing audio.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
+    /// The work was cancelled (see [`super::cancel`]).
+    #[error("cancelled")]
+    Cancelled,
     #[error("{path}: cannot open or read: {source}", path = .path.display())]
     Io {
         path: PathBuf,

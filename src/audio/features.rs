@@ -219,6 +219,7 @@ fn piptrack_frame(p: &[f32], sr: f64, n_fft: usize, out: &mut Vec<(f64, f64)>) {
 
 /// Compute all features of a buffer.
 pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<Features> {
+    super::cancel::check()?;
     if audio.is_empty() {
         return Err(AudioError::Invalid("cannot analyse empty audio".into()));
     }
@@ -245,6 +246,7 @@ pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<F
         let zcr = mean_zero_crossing_rate(y, n_fft, hop);
         (f0.join(), loudness.join(), (spectral, rms, zcr))
     });
+    super::cancel::check()?;
     let f0 = f0.map_err(|_| AudioError::Invalid("f0 analysis failed".into()))?;
     let loudness_lufs =
         loudness.map_err(|_| AudioError::Invalid("loudness analysis failed".into()))?;

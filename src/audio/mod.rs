@@ -16,6 +16,7 @@
 //! `tests/fixtures/audio/reference.json`, which `tests/audio_features.rs` checks.
 
 pub mod buffer;
+pub mod cancel;
 pub mod compare;
 pub mod decode;
 pub mod encode;

@@ -146,6 +146,7 @@ pub fn novelty_curve(blocks: &[Vec<f64>], half: usize) -> Vec<f64> {
 
 /// Analyse rhythm and structure of a buffer (mono downmix).
 pub fn analyze_patterns(audio: &AudioBuffer, p: &PatternParams) -> Result<Patterns> {
+    super::cancel::check()?;
     if audio.is_empty() {
         return Err(AudioError::Invalid("cannot analyse empty audio".into()));
     }

@@ -185,6 +185,11 @@ impl CancellationToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
+    /// The shared flag, for libraries that take a plain `AtomicBool`.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+
     /// `Err(OpError::Cancelled)` once cancelled: `token.check()?` in inner loops.
     pub fn check(&self) -> Result<(), OpError> {
         if self.is_cancelled() {

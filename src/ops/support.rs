@@ -24,7 +24,8 @@ impl Operation for FnOperation {
         &self.spec
     }
     fn run(&self, ctx: &OpContext<'_>) -> Result<Value, OpError> {
-        (self.run)(ctx)
+        // Decoding and the analyses watch the step's token from inside the audio library.
+        audio::cancel::with_stop(ctx.cancel.flag(), || (self.run)(ctx))
     }
 }
 
@@ -116,6 +117,7 @@ pub fn choice(choices: &[&str]) -> ParamKind {
 /// A bad file is the caller's problem, an unwritable artifact is ours.
 pub fn audio_error(e: AudioError) -> OpError {
     match e {
+        AudioError::Cancelled => OpError::Cancelled,
         AudioError::Write { .. } => OpError::Failed(e.to_string()),
         other => OpError::Invalid(other.to_string()),
     }
