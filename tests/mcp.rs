@@ -114,6 +114,20 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Closes the session and returns the server's exit status.
+    fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the server did not exit after its input closed");
+    }
+}
+
 impl Drop for Client {
     fn drop(&mut self) {
         // Closing stdin ends the session; the server then exits by itself.
@@ -370,4 +384,12 @@ fn paths_outside_the_root_and_bad_arguments_are_tool_errors() {
     let checked = client.ok("validate_workflow", json!({"workflow": "{not json"}));
     assert_eq!(checked["valid"], false);
     assert_eq!(checked["problems"][0]["code"], "unreadable");
+    let checked = client.ok(
+        "validate_workflow",
+        json!({"workflow": {"id": "x", "name": "x", "initialStep": "a", "steps": {}, "colour": 1}}),
+    );
+    let text = checked["problems"][0]["text"].as_str().unwrap();
+    assert!(text.contains("unknown field `colour`"), "{text}");
+
+    assert!(client.finish().success());
 }
