@@ -112,6 +112,14 @@ enum Command {
         #[arg(long = "root", value_name = "DIR")]
         roots: Vec<PathBuf>,
     },
+    /// Serve the Model Context Protocol on stdin/stdout, so that an LLM client can design,
+    /// validate, save and run workflows and read their results.
+    Mcp {
+        /// Folder that audio paths in tool calls must stay inside (repeatable; default: the
+        /// current folder).
+        #[arg(long = "root", value_name = "DIR")]
+        roots: Vec<PathBuf>,
+    },
     /// Print the REST API's OpenAPI document.
     Openapi,
     /// Continue an interrupted execution from its last completed step.
@@ -160,6 +168,7 @@ fn main() -> ExitCode {
         Some(Command::Serve { bind, token, roots }) => {
             commands::serve::execute(bind, token, roots, data_dir)
         }
+        Some(Command::Mcp { roots }) => commands::mcp::execute(roots, data_dir),
         Some(Command::Openapi) => {
             use std::io::Write;
             // A closed pipe (`| head`) is not an error worth a panic.

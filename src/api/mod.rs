@@ -3,6 +3,7 @@
 //! through its handle.
 
 pub mod error;
+pub mod mcp;
 pub mod rest;
 pub mod security;
 

@@ -21,11 +21,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::security::{Roots, valid_id};
-use crate::engine::{
-    Engine, Event, ExecutionSnapshot, InputKind, OperationSpec, ParamKind, RunOptions, TaskInfo,
-};
+use crate::engine::{Engine, Event, ExecutionSnapshot, OperationSpec, RunOptions, TaskInfo};
 use crate::workflow::diff::{Change, diff};
-use crate::workflow::{InputSource, ParamMap, Problem, Workflow, templates};
+use crate::workflow::{ParamMap, Problem, Workflow, templates};
 
 /// What every handler shares.
 pub struct ApiState {
@@ -107,26 +105,8 @@ pub async fn list_workflows(State(state): State<SharedState>) -> Json<Vec<Workfl
 
 /// Checks the paths a workflow names in `path` parameters against the workspace roots.
 fn confine_workflow_paths(state: &ApiState, workflow: &Workflow) -> ApiResult<()> {
-    for step in workflow.steps.values() {
-        let Some(op) = state.engine.registry().get(step.step_type, &step.operation) else {
-            continue;
-        };
-        for (name, value) in &step.parameters {
-            let is_path = op
-                .spec()
-                .param(name)
-                .is_some_and(|p| matches!(p.kind, ParamKind::Path { .. }));
-            if let (true, Some(path)) = (is_path, value.as_str())
-                && !path.starts_with("context.")
-            {
-                state
-                    .roots
-                    .confine(path)
-                    .map_err(|e| forbidden(format!("steps.{}.parameters.{name}: {e}", step.id)))?;
-            }
-        }
-    }
-    Ok(())
+    super::security::confine_workflow_paths(&state.engine, &state.roots, workflow)
+        .map_err(forbidden)
 }
 
 fn forbidden(message: String) -> ApiError {
@@ -297,42 +277,8 @@ fn confine_audio_parameters(
     workflow: &Workflow,
     parameters: &mut ParamMap,
 ) -> ApiResult<()> {
-    for step in workflow.steps.values() {
-        let declared = state
-            .engine
-            .registry()
-            .get(step.step_type, &step.operation)
-            .map(|op| op.spec().inputs.clone())
-            .unwrap_or_default();
-        for (i, input) in step.inputs.iter().enumerate() {
-            if input.source != InputSource::Parameter {
-                continue;
-            }
-            let spec = match &input.name {
-                Some(n) => declared.iter().find(|d| &d.name == n),
-                None => declared
-                    .get(i)
-                    .or_else(|| declared.last().filter(|d| d.variadic)),
-            };
-            if spec.is_none_or(|s| s.kind != InputKind::Audio) {
-                continue;
-            }
-            let value = parameters
-                .get(&input.key)
-                .or_else(|| workflow.parameters.get(&input.key));
-            if let Some(Value::String(path)) = value {
-                let confined = state
-                    .roots
-                    .confine(path)
-                    .map_err(|e| forbidden(format!("parameter `{}`: {e}", input.key)))?;
-                parameters.insert(
-                    input.key.clone(),
-                    Value::String(confined.to_string_lossy().into_owned()),
-                );
-            }
-        }
-    }
-    Ok(())
+    super::security::confine_audio_parameters(&state.engine, &state.roots, workflow, parameters)
+        .map_err(forbidden)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

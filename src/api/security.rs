@@ -3,7 +3,11 @@
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 
+use serde_json::Value;
 use subtle::ConstantTimeEq;
+
+use crate::engine::{Engine, InputKind, ParamKind};
+use crate::workflow::{InputSource, ParamMap, Workflow};
 
 /// Whether `presented` is the token, compared in constant time.
 pub fn token_matches(expected: &str, presented: &str) -> bool {
@@ -78,6 +82,78 @@ impl Roots {
             ))
         }
     }
+}
+
+/// Checks the paths a workflow names in `path` parameters against the workspace roots
+/// (`context.` references are resolved at run time and are not paths).
+pub fn confine_workflow_paths(
+    engine: &Engine,
+    roots: &Roots,
+    workflow: &Workflow,
+) -> Result<(), String> {
+    for step in workflow.steps.values() {
+        let Some(op) = engine.registry().get(step.step_type, &step.operation) else {
+            continue;
+        };
+        for (name, value) in &step.parameters {
+            let is_path = op
+                .spec()
+                .param(name)
+                .is_some_and(|p| matches!(p.kind, ParamKind::Path { .. }));
+            if let (true, Some(path)) = (is_path, value.as_str())
+                && !path.starts_with("context.")
+            {
+                roots
+                    .confine(path)
+                    .map_err(|e| format!("steps.{}.parameters.{name}: {e}", step.id))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run parameters (given, or the workflow's defaults) that feed audio inputs must name files
+/// inside the workspace roots; they are replaced in `parameters` by their canonical paths.
+pub fn confine_audio_parameters(
+    engine: &Engine,
+    roots: &Roots,
+    workflow: &Workflow,
+    parameters: &mut ParamMap,
+) -> Result<(), String> {
+    for step in workflow.steps.values() {
+        let declared = engine
+            .registry()
+            .get(step.step_type, &step.operation)
+            .map(|op| op.spec().inputs.clone())
+            .unwrap_or_default();
+        for (i, input) in step.inputs.iter().enumerate() {
+            if input.source != InputSource::Parameter {
+                continue;
+            }
+            let spec = match &input.name {
+                Some(n) => declared.iter().find(|d| &d.name == n),
+                None => declared
+                    .get(i)
+                    .or_else(|| declared.last().filter(|d| d.variadic)),
+            };
+            if spec.is_none_or(|s| s.kind != InputKind::Audio) {
+                continue;
+            }
+            let value = parameters
+                .get(&input.key)
+                .or_else(|| workflow.parameters.get(&input.key));
+            if let Some(Value::String(path)) = value {
+                let confined = roots
+                    .confine(path)
+                    .map_err(|e| format!("parameter `{}`: {e}", input.key))?;
+                parameters.insert(
+                    input.key.clone(),
+                    Value::String(confined.to_string_lossy().into_owned()),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Ids in URLs: letters, digits, `-`, `_`, `.`, at most 128 characters, not `.`/`..`.

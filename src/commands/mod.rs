@@ -3,6 +3,7 @@
 pub mod common;
 pub mod convert;
 pub mod history;
+pub mod mcp;
 pub mod new;
 pub mod op;
 pub mod ops;
