@@ -315,13 +315,13 @@ fn the_concurrency_limit_holds_under_load() {
 #[test]
 fn a_step_past_its_timeout_fails_and_frees_its_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, _) = engine(dir.path(), 1);
+    let (engine, ops) = engine(dir.path(), 1);
     let hung = workflow(
         "hung",
         "h",
         json!({}),
         json!({"h": {"type": "analysis", "operation": "sleep", "timeoutSeconds": 0.2, "cache": false,
-                     "parameters": {"ms": 3000, "ignoreCancel": true}}}),
+                     "parameters": {"ms": 10000, "ignoreCancel": true}}}),
     );
     let id = engine
         .run(hung, params(json!({})), RunOptions::default())
@@ -339,14 +339,14 @@ fn a_step_past_its_timeout_fails_and_frees_its_worker() {
     let id = engine
         .run(chain(), params(json!({})), RunOptions::default())
         .unwrap();
-    let started = Instant::now();
     assert_eq!(
         engine.wait(&id, WAIT).unwrap().status,
         ExecutionStatus::Completed
     );
-    assert!(
-        started.elapsed() < Duration::from_millis(2500),
-        "waited for the hung step"
+    assert_eq!(
+        ops.sleep_running.load(Ordering::SeqCst),
+        1,
+        "the chain finished while the hung operation still held its old worker"
     );
 }
 
@@ -422,8 +422,8 @@ fn cancelling_stops_a_running_step_promptly() {
     let latency = cancelled_at.elapsed();
     eprintln!("cancellation latency: {latency:?}");
     assert_eq!(run.status, ExecutionStatus::Cancelled);
-    // The step had 30 s of work left; it stopped at its next check of the token.
-    assert!(latency < Duration::from_secs(5), "{latency:?}");
+    // The step had 30 s of work left: the operation itself stopped at its next check of the
+    // token (had it run to the end, its step would have completed).
     assert_eq!(
         run.step_runs.last().map(|r| r.status),
         Some(StepRunStatus::Cancelled)
