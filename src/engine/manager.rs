@@ -328,16 +328,7 @@ impl Engine {
             output_dir,
             workflow_json: serde_json::to_string(&*workflow).unwrap_or_default(),
         });
-        self.inner
-            .executions
-            .write()
-            .insert(id.clone(), Arc::clone(&execution));
-        self.inner.events.emit(Event::ExecutionStarted {
-            execution_id: id.clone(),
-            workflow_id: workflow.id.clone(),
-            at: started_at,
-        });
-        schedule_step(&self.inner, &execution, &workflow.initial_step, 1);
+        self.launch(execution, Some(&workflow.initial_step), started_at);
         Ok(id)
     }
 
@@ -392,13 +383,7 @@ impl Engine {
         id: &str,
         timeout: Option<Duration>,
     ) -> Result<ExecutionSnapshot, EngineError> {
-        let execution = self
-            .inner
-            .executions
-            .read()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| EngineError::UnknownExecution(id.to_string()))?;
+        let execution = self.live_execution(id)?;
         execution.wait(timeout);
         Ok(execution.snapshot())
     }
@@ -406,13 +391,7 @@ impl Engine {
     /// Cancels a running execution: a queued step never starts, a running one is told
     /// through its cancellation token. Returns false when it had already finished.
     pub fn cancel(&self, id: &str) -> Result<bool, EngineError> {
-        let execution = self
-            .inner
-            .executions
-            .read()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| EngineError::UnknownExecution(id.to_string()))?;
+        let execution = self.live_execution(id)?;
         execution.cancel.cancel();
         let (queued_task, running) = {
             let state = execution.state.lock();
@@ -515,17 +494,24 @@ impl Engine {
         self.inner
             .store
             .record_execution_status(id, ExecutionStatus::Running, None, None);
+        self.launch(execution, next.as_deref(), SystemTime::now());
+        Ok(())
+    }
+
+    /// Makes an execution live: known to queries, announced, and on its way at `first` (or
+    /// completed at once when there is nothing left to run).
+    fn launch(&self, execution: Arc<Execution>, first: Option<&str>, at: SystemTime) {
         self.inner
             .executions
             .write()
-            .insert(id.to_string(), Arc::clone(&execution));
+            .insert(execution.id.clone(), Arc::clone(&execution));
         self.inner.events.emit(Event::ExecutionStarted {
-            execution_id: id.to_string(),
-            workflow_id: workflow.id.clone(),
-            at: SystemTime::now(),
+            execution_id: execution.id.clone(),
+            workflow_id: execution.workflow.id.clone(),
+            at,
         });
-        match next {
-            Some(step) => schedule_step(&self.inner, &execution, &step, 1),
+        match first {
+            Some(step) => schedule_step(&self.inner, &execution, step, 1),
             None => finish(
                 &self.inner,
                 &execution,
@@ -534,7 +520,16 @@ impl Engine {
                 None,
             ),
         }
-        Ok(())
+    }
+
+    /// An execution of this process.
+    fn live_execution(&self, id: &str) -> Result<Arc<Execution>, EngineError> {
+        self.inner
+            .executions
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownExecution(id.to_string()))
     }
 
     /// Scheduler tasks (queued, running and recently finished), newest first.
