@@ -965,12 +965,8 @@ fn execute_step(
             cached: true,
         };
     }
-    if let Err(e) = std::fs::create_dir_all(&execution.output_dir) {
-        return StepOutcome::Error(OpError::failed(format!(
-            "cannot create the output folder {}: {e}",
-            execution.output_dir.display()
-        )));
-    }
+    // The output folder is made by the operations that write into it (export), so that runs
+    // which write nothing leave no empty folders and steps pay no file-system calls.
     let progress = StepProgress {
         events: &inner.events,
         execution_id: &execution.id,

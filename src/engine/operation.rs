@@ -231,7 +231,8 @@ pub struct OpContext<'a> {
     pub cancel: &'a CancellationToken,
     /// Folder for intermediate artifacts this step writes (content-addressed workspace).
     pub artifact_dir: &'a Path,
-    /// The run's output folder, where `export` writes what the user asked for.
+    /// The run's output folder, where `export` writes what the user asked for. It may not
+    /// exist yet: an operation that writes there creates it.
     pub output_dir: &'a Path,
 }
 
