@@ -57,12 +57,17 @@ pub fn execute(
             .duration()
             .map(|d| format!(" in {:.2} s", d.as_secs_f64()))
             .unwrap_or_default();
+        // The output folder exists only when a step wrote into it.
+        let output = if run.output_dir.is_dir() {
+            format!(", output in {}", run.output_dir.display())
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{} {}{took}: {} step run(s), output in {}",
+            "{} {}{took}: {} step run(s){output}",
             run.id,
             run.status,
             run.step_runs.len(),
-            run.output_dir.display()
         );
     }
     report_failure(&run);
