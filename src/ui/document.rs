@@ -20,7 +20,6 @@ pub struct Document {
     workflow: Workflow,
     /// Names the current state; every edit gets a fresh number, undo brings old ones back.
     revision: u64,
-    next_revision: u64,
     /// The revision that is on disk (or that was loaded / created).
     saved_revision: u64,
     pub path: Option<PathBuf>,
@@ -33,11 +32,11 @@ pub struct Document {
 
 impl Document {
     pub fn new(workflow: Workflow, path: Option<PathBuf>) -> Self {
+        let first = fresh_revision();
         Document {
             workflow,
-            revision: 0,
-            next_revision: 1,
-            saved_revision: 0,
+            revision: first,
+            saved_revision: first,
             path,
             undo: Vec::new(),
             redo: Vec::new(),
@@ -126,8 +125,7 @@ impl Document {
         }
         self.coalesce = key.map(str::to_string);
         self.redo.clear();
-        self.revision = self.next_revision;
-        self.next_revision += 1;
+        self.revision = fresh_revision();
         out
     }
 
@@ -246,4 +244,12 @@ mod tests {
         assert!(!doc.can_undo());
         assert!(!doc.is_dirty());
     }
+}
+
+/// Revision numbers are unique across every document of the process, so that a view
+/// synced to one document never mistakes a newly opened one for it.
+fn fresh_revision() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
