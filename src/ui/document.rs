@@ -195,6 +195,14 @@ impl Document {
     }
 }
 
+/// Revision numbers are unique across every document of the process, so that a view
+/// synced to one document never mistakes a newly opened one for it.
+fn fresh_revision() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,12 +252,4 @@ mod tests {
         assert!(!doc.can_undo());
         assert!(!doc.is_dirty());
     }
-}
-
-/// Revision numbers are unique across every document of the process, so that a view
-/// synced to one document never mistakes a newly opened one for it.
-fn fresh_revision() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
