@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::security::{self, Roots, valid_id};
+use crate::engine::timefmt::to_rfc3339;
 use crate::engine::{Engine, EngineError, ExecutionSnapshot, RunOptions};
 use crate::workflow::file::{FileError, Format, parse_str};
 use crate::workflow::{ParamMap, Problem, StepType, Workflow, templates};
@@ -483,11 +484,6 @@ fn complete_draft(mut map: JsonObject) -> JsonObject {
     map
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    let t: chrono::DateTime<chrono::Utc> = t.into();
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// An execution as a model reads it: status, the failure, what each step did, and results.
 fn execution_json(s: &ExecutionSnapshot, timed_out: bool) -> Value {
     let step_runs: Vec<Value> = s
@@ -532,7 +528,7 @@ fn execution_json(s: &ExecutionSnapshot, timed_out: bool) -> Value {
         "status": s.status.as_str(),
         "finished": finished,
         "parameters": s.parameters,
-        "startedAt": rfc3339(s.started_at),
+        "startedAt": to_rfc3339(s.started_at),
         "outputDir": s.output_dir,
         "stepRuns": step_runs,
         "results": results,
@@ -551,7 +547,7 @@ fn execution_json(s: &ExecutionSnapshot, timed_out: bool) -> Value {
         v["currentStep"] = json!(step);
     }
     if let Some(t) = s.finished_at {
-        v["finishedAt"] = json!(rfc3339(t));
+        v["finishedAt"] = json!(to_rfc3339(t));
     }
     if let Some(d) = s.duration() {
         v["durationMs"] = json!(d.as_millis() as u64);

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::security::{Roots, valid_id};
+use crate::engine::timefmt::to_rfc3339;
 use crate::engine::{Engine, Event, ExecutionSnapshot, OperationSpec, RunOptions, TaskInfo};
 use crate::workflow::diff::{Change, diff};
 use crate::workflow::{ParamMap, Problem, Workflow, templates};
@@ -301,11 +302,6 @@ pub struct ExecutionSummary {
     pub finished_at: Option<String>,
 }
 
-fn rfc3339(t: std::time::SystemTime) -> String {
-    let t: chrono::DateTime<chrono::Utc> = t.into();
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 #[utoipa::path(get, path = "/api/executions", params(ListQuery),
     responses((status = 200, body = Vec<ExecutionSummary>)))]
 pub async fn list_executions(
@@ -324,8 +320,8 @@ pub async fn list_executions(
                 workflow_id: e.workflow_id,
                 status: e.status.as_str().into(),
                 error: e.error,
-                started_at: rfc3339(e.started_at),
-                finished_at: e.finished_at.map(rfc3339),
+                started_at: to_rfc3339(e.started_at),
+                finished_at: e.finished_at.map(to_rfc3339),
             });
         }
         for r in state.engine.history(limit)? {
@@ -335,8 +331,8 @@ pub async fn list_executions(
                     workflow_id: r.workflow_id,
                     status: r.status.as_str().into(),
                     error: r.error,
-                    started_at: rfc3339(r.started_at),
-                    finished_at: r.finished_at.map(rfc3339),
+                    started_at: to_rfc3339(r.started_at),
+                    finished_at: r.finished_at.map(to_rfc3339),
                 });
             }
         }
@@ -470,7 +466,7 @@ pub async fn list_versions(
                 .into_iter()
                 .map(|v| VersionBody {
                     version: v.version,
-                    created_at: rfc3339(v.created_at),
+                    created_at: to_rfc3339(v.created_at),
                     created_by: v.created_by,
                     deleted: v.definition.is_empty(),
                     note: v.note,

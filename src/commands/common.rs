@@ -190,3 +190,13 @@ pub fn output_dir(out: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
     })
     .transpose()
 }
+
+/// The workspace roots a server confines request paths to: those given, else the current
+/// folder.
+pub fn roots_or_current(roots: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
+    if roots.is_empty() {
+        Ok(vec![std::env::current_dir()?])
+    } else {
+        Ok(roots)
+    }
+}

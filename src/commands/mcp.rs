@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::common::open_engine;
+use super::common::{open_engine, roots_or_current};
 
 /// `grym-synth mcp [--root DIR]...`: the MCP server on stdio. Stdout carries the protocol,
 /// so everything else goes to stderr.
@@ -9,11 +9,7 @@ pub fn execute(roots: Vec<PathBuf>, data_dir: Option<&Path>) -> anyhow::Result<E
     let engine = open_engine(data_dir)?;
     let loaded = engine.load_saved_workflows()?;
     tracing::info!("{loaded} saved workflow(s) loaded");
-    let roots = if roots.is_empty() {
-        vec![std::env::current_dir()?]
-    } else {
-        roots
-    };
+    let roots = roots_or_current(roots)?;
     let served = grym_synth::api::mcp::serve_stdio(engine.clone(), &roots);
     // The client is gone: nobody will read what is still running, so stop it and keep the
     // records.

@@ -61,10 +61,8 @@ pub fn execute(
     )?;
     let run = follow(&engine, events, &id, 1, json)?;
     engine.shutdown();
-    match run.results.get("op") {
-        Some(result) if json => println!("{}", serde_json::to_string_pretty(result)?),
-        Some(result) => println!("{}", serde_json::to_string_pretty(result)?),
-        None => {}
+    if let Some(result) = run.results.get("op") {
+        println!("{}", serde_json::to_string_pretty(result)?);
     }
     report_failure(&run);
     Ok(exit_code(run.status))

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use grym_synth::api::{ApiConfig, serve};
 
-use super::common::open_engine;
+use super::common::{open_engine, roots_or_current};
 
 /// `grym-synth serve [--bind ADDR] [--token TOKEN] [--root DIR]...`
 pub fn execute(
@@ -18,11 +18,7 @@ pub fn execute(
     let engine = open_engine(data_dir)?;
     let loaded = engine.load_saved_workflows()?;
     tracing::info!("{loaded} saved workflow(s) loaded");
-    let roots = if roots.is_empty() {
-        vec![std::env::current_dir()?]
-    } else {
-        roots
-    };
+    let roots = roots_or_current(roots)?;
     serve(
         engine,
         ApiConfig {

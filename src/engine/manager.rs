@@ -218,8 +218,8 @@ impl Engine {
 
     /// The newest stored version of a workflow that has not been deleted since.
     fn latest_version(&self, id: &str) -> Result<Option<(u32, Workflow)>, EngineError> {
-        let versions = self.inner.store.workflow_versions(id)?;
-        Ok(versions.last().and_then(|v| {
+        let latest = self.inner.store.latest_workflow_version(id)?;
+        Ok(latest.and_then(|v| {
             serde_json::from_str(&v.definition)
                 .ok()
                 .map(|wf| (v.version, wf))
@@ -410,13 +410,7 @@ impl Engine {
         if dequeued || !running {
             // Nothing will run to notice the token (the step never started, or the execution
             // waits for a retry): end it here.
-            finish(
-                &self.inner,
-                &execution,
-                ExecutionStatus::Cancelled,
-                Some("cancelled".into()),
-                None,
-            );
+            finish_cancelled(&self.inner, &execution);
         }
         Ok(true)
     }
@@ -644,13 +638,7 @@ fn schedule_step(inner: &Arc<Inner>, execution: &Arc<Execution>, step_id: &str, 
         return;
     };
     if execution.cancel.is_cancelled() {
-        finish(
-            inner,
-            execution,
-            ExecutionStatus::Cancelled,
-            Some("cancelled".into()),
-            None,
-        );
+        finish_cancelled(inner, execution);
         return;
     }
     let mut state = execution.state.lock();
@@ -766,13 +754,7 @@ fn run_attempt(inner: &Arc<Inner>, execution: &Arc<Execution>, attempt: Attempt)
     };
     if execution.cancel.is_cancelled() {
         if attempt.settle() {
-            finish(
-                inner,
-                execution,
-                ExecutionStatus::Cancelled,
-                Some("cancelled".into()),
-                None,
-            );
+            finish_cancelled(inner, execution);
         }
         return TaskOutcome::Cancelled;
     }
@@ -820,13 +802,7 @@ fn run_attempt(inner: &Arc<Inner>, execution: &Arc<Execution>, attempt: Attempt)
         StepOutcome::Error(OpError::Cancelled) => {
             run.status = StepRunStatus::Cancelled;
             record_run(inner, execution, run);
-            finish(
-                inner,
-                execution,
-                ExecutionStatus::Cancelled,
-                Some("cancelled".into()),
-                None,
-            );
+            finish_cancelled(inner, execution);
             TaskOutcome::Cancelled
         }
         StepOutcome::Error(error) => {
@@ -1224,6 +1200,17 @@ fn fail_step(
             Some(&step.id),
         );
     }
+}
+
+/// Ends an execution as cancelled.
+fn finish_cancelled(inner: &Arc<Inner>, execution: &Arc<Execution>) {
+    finish(
+        inner,
+        execution,
+        ExecutionStatus::Cancelled,
+        Some("cancelled".into()),
+        None,
+    );
 }
 
 /// Ends an execution (once; later calls do nothing).

@@ -348,6 +348,30 @@ impl Store {
         Ok(version as u32)
     }
 
+    /// The newest stored version of a workflow (possibly a deletion: empty definition).
+    pub fn latest_workflow_version(
+        &self,
+        workflow_id: &str,
+    ) -> Result<Option<WorkflowVersion>, StoreError> {
+        let conn = self.reader.lock();
+        conn.query_row(
+            "SELECT workflow_id, version, created_at, created_by, note, definition FROM workflow_versions WHERE workflow_id = ?1 ORDER BY version DESC LIMIT 1",
+            params![workflow_id],
+            |r| {
+                Ok(WorkflowVersion {
+                    workflow_id: r.get(0)?,
+                    version: r.get::<_, i64>(1)? as u32,
+                    created_at: from_unix_ms(r.get(2)?),
+                    created_by: r.get(3)?,
+                    note: r.get(4)?,
+                    definition: r.get(5)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(self.sql())
+    }
+
     pub fn workflow_versions(&self, workflow_id: &str) -> Result<Vec<WorkflowVersion>, StoreError> {
         let conn = self.reader.lock();
         let mut stmt = conn

@@ -6,9 +6,14 @@ use std::time::SystemTime;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serializer};
 
+/// `2026-03-02T15:00:00.123Z`.
+pub fn to_rfc3339(t: SystemTime) -> String {
+    let t: DateTime<Utc> = t.into();
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let t: DateTime<Utc> = (*t).into();
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    s.serialize_str(&to_rfc3339(*t))
 }
 
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
