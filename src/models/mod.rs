@@ -6,9 +6,10 @@ pub mod device;
 pub mod error;
 pub mod repo;
 pub mod shared;
+pub mod wav2vec2;
 pub mod weights;
 
 pub use device::DeviceChoice;
 pub use error::ModelError;
-pub use repo::{DownloadProgress, ModelRepo};
+pub use repo::{DownloadProgress, HubOptions, ModelRepo};
 pub use shared::SharedModels;
