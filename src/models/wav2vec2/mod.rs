@@ -327,7 +327,7 @@ fn plan_windows(samples: usize, total_frames: usize, hop: usize, w: Windowing) -
         // The last window is moved back to end at the clip's end, so it is never so short
         // that its frames see little context; its kept range starts where the last ended.
         if start + window > samples {
-            let aligned = (samples.saturating_sub(window) / hop) * hop;
+            let aligned = samples.saturating_sub(window).div_ceil(hop) * hop;
             let prev_keep_to = plans.last().map_or(0, |p| p.keep_to);
             plans.push(WindowPlan {
                 start: aligned,
