@@ -2,8 +2,10 @@
 //! the `audio` and `models` libraries to the engine's `Operation` contract.
 
 pub mod analysis;
+pub mod models;
 pub mod support;
 pub mod transformation;
+pub mod wav2vec2;
 
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ pub fn builtin_registry() -> OperationRegistry {
         analysis::patterns(),
         analysis::loudness(),
         analysis::compare(),
+        wav2vec2::embed(),
+        wav2vec2::transcribe(),
         transformation::export(),
         transformation::resample(),
         transformation::normalize(),
