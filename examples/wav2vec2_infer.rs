@@ -14,7 +14,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let usage = "usage: wav2vec2_infer MODEL_DIR FILE.wav [REPEATS] [DEVICE]";
     let model_dir = args.next().ok_or(usage)?;
     let wav = args.next().ok_or(usage)?;
-    let repeats: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5).max(1);
+    let repeats: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5)
+        .max(1);
     let device: DeviceChoice = args.next().as_deref().unwrap_or("cpu").parse()?;
     let device = device.device()?;
 

@@ -227,3 +227,43 @@ fn a_model_without_a_ctc_head_cannot_transcribe_and_says_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no CTC head"), "{stderr}");
 }
+
+#[test]
+fn models_list_shows_the_cache_and_fetch_offline_says_why_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hf/hub/models--org--tiny");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    std::fs::create_dir_all(hub.join("refs")).unwrap();
+    std::fs::create_dir_all(hub.join("blobs")).unwrap();
+    std::fs::create_dir_all(hub.join("snapshots").join(commit)).unwrap();
+    std::fs::write(hub.join("refs/main"), commit).unwrap();
+    std::fs::write(hub.join("blobs/abc"), vec![0u8; 2_000_000]).unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_grym-synth"))
+            .args(args)
+            .env("HF_HOME", dir.path().join("hf"))
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["models", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let models: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(models[0]["id"], json!("org/tiny"));
+    assert_eq!(models[0]["revisions"], json!(["main"]));
+    assert_eq!(models[0]["bytes"], json!(2_000_000));
+    let out = cli(&["models", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("org/tiny"));
+
+    let out = cli(&["models", "fetch", "org/other"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("org/other") && stderr.contains("offline"),
+        "{stderr}"
+    );
+}
