@@ -24,6 +24,23 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ModelsCommand {
+    /// The models in the Hugging Face cache (HF_HOME), with sizes and revisions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a model's configurations, vocabulary and weights into the cache.
+    Fetch {
+        /// Hub id, e.g. facebook/wav2vec2-base-960h (optionally @revision).
+        id: String,
+        /// Branch, tag or commit to pin.
+        #[arg(long)]
+        revision: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Open a workflow file in the editor (no command at all opens an empty editor).
     Open {
@@ -85,6 +102,11 @@ enum Command {
         json: bool,
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// See the models in the local Hugging Face cache, or fetch one ahead of time.
+    Models {
+        #[command(subcommand)]
+        action: ModelsCommand,
     },
     /// List the operation catalog with inputs, parameters and results.
     Ops {
@@ -164,6 +186,12 @@ fn main() -> ExitCode {
             out,
         }) => commands::op::execute(&operation, &inputs, &params, json, out.as_deref(), data_dir),
         Some(Command::Ops { json }) => commands::ops::execute(json),
+        Some(Command::Models { action }) => match action {
+            ModelsCommand::List { json } => commands::models::list(json),
+            ModelsCommand::Fetch { id, revision } => {
+                commands::models::fetch(&id, revision.as_deref())
+            }
+        },
         Some(Command::History { json, limit }) => commands::history::execute(json, limit, data_dir),
         Some(Command::Serve { bind, token, roots }) => {
             commands::serve::execute(bind, token, roots, data_dir)

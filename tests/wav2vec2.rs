@@ -152,6 +152,28 @@ fn stable_layer_norm_model_matches_transformers() {
     check_single_clip("stable-tiny");
 }
 
+#[test]
+fn a_pytorch_pickle_checkpoint_loads_like_its_safetensors() {
+    let from_bin = load("base-tiny-bin");
+    let reference = reference("base-tiny");
+    let frames = from_bin
+        .frames(
+            &speech(),
+            Layer::Last,
+            true,
+            Windowing::DEFAULT,
+            &never_windowed,
+        )
+        .unwrap();
+    let err = max_abs_diff(
+        &frames.hidden.unsqueeze(0).unwrap(),
+        &reference.tensors["last_hidden_state"],
+    );
+    assert!(err < TOLERANCE, "pytorch_model.bin: differs by {err}");
+    let text = from_bin.decode(&frames.logits.unwrap()).unwrap().text;
+    assert_eq!(text, reference.json["text"].as_str().unwrap());
+}
+
 fn check_padded_batch(name: &str) {
     let model = load(name);
     let reference = reference(name);

@@ -6,6 +6,7 @@ Writes, under tests/fixtures/wav2vec2/:
                 weight_g / weight_v
   stable-tiny/  feat_extract_norm "layer" + do_stable_layer_norm (the large / XLSR family),
                 weight norm saved as parametrizations.weight.original0 / original1
+and base-tiny-bin/ (base-tiny as pytorch_model.bin, no safetensors),
 each with config.json, model.safetensors, vocab.json, tokenizer_config.json,
 preprocessor_config.json, and
   reference.safetensors  the first normalised input values, last hidden state, every
@@ -167,11 +168,24 @@ def feature_extractor(stable):
                                     do_normalize=True, return_attention_mask=stable)
 
 
+def pytorch_copy(name):
+    """The same checkpoint as a PyTorch pickle (pytorch_model.bin) and no safetensors, as
+    older Hub repositories publish it."""
+    import shutil
+    from safetensors.torch import load_file
+    src, dst = os.path.join(OUT, name), os.path.join(OUT, f"{name}-bin")
+    os.makedirs(dst, exist_ok=True)
+    for f in ("config.json", "vocab.json", "tokenizer_config.json", "preprocessor_config.json"):
+        shutil.copy(os.path.join(src, f), dst)
+    torch.save(load_file(os.path.join(src, "model.safetensors")), os.path.join(dst, "pytorch_model.bin"))
+
+
 def main():
     audio, sr = sf.read(os.path.join(OUT, "speech16k.wav"), dtype="float32")
     assert sr == 16000
     build("base-tiny", False, audio)
     build("stable-tiny", True, audio)
+    pytorch_copy("base-tiny")
 
 
 if __name__ == "__main__":

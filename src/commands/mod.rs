@@ -4,6 +4,7 @@ pub mod common;
 pub mod convert;
 pub mod history;
 pub mod mcp;
+pub mod models;
 pub mod new;
 pub mod op;
 pub mod ops;

@@ -260,6 +260,34 @@ impl ModelRepo {
         }
     }
 
+    /// Downloads every file a model needs to run (configurations, vocabularies, weights;
+    /// PyTorch weights only where a folder has no safetensors) so later runs work offline.
+    /// Returns the files now in the cache. A local model has nothing to fetch.
+    pub fn fetch_all(
+        &self,
+        progress: &mut dyn FnMut(DownloadProgress),
+    ) -> Result<Vec<PathBuf>, ModelError> {
+        let Source::Hub(hub) = &self.source else {
+            return Ok(Vec::new());
+        };
+        let Some(api) = &hub.api else {
+            return Err(ModelError::Offline {
+                model: self.name.clone(),
+                file: "the file list".into(),
+            });
+        };
+        let listing = api.info().map_err(|e| ModelError::Hub {
+            model: self.name.clone(),
+            file: "the file list".into(),
+            message: e.to_string(),
+        })?;
+        let files: Vec<String> = listing.siblings.into_iter().map(|s| s.rfilename).collect();
+        needed_files(&files)
+            .into_iter()
+            .map(|file| self.file(file, progress))
+            .collect()
+    }
+
     fn missing(&self, file: &str) -> ModelError {
         ModelError::MissingFile {
             model: self.name.clone(),
@@ -312,6 +340,28 @@ impl hf_hub::api::Progress for Reporter<'_, '_> {
     }
 
     fn finish(&mut self) {}
+}
+
+/// Of a repository's files, those a model runs from.
+fn needed_files(files: &[String]) -> Vec<&str> {
+    let folder = |f: &str| f.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
+    let has_safetensors: std::collections::HashSet<String> = files
+        .iter()
+        .filter(|f| f.ends_with(".safetensors"))
+        .map(|f| folder(f))
+        .collect();
+    files
+        .iter()
+        .map(String::as_str)
+        .filter(|f| {
+            let ext = f.rsplit_once('.').map_or("", |(_, e)| e);
+            match ext {
+                "json" | "txt" | "model" | "safetensors" => true,
+                "bin" => !has_safetensors.contains(&folder(f)),
+                _ => false,
+            }
+        })
+        .collect()
 }
 
 fn is_hub_id(id: &str) -> bool {
@@ -491,6 +541,38 @@ mod tests {
         assert!(
             repo.optional_file("model.safetensors", &mut |_| {})
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn fetch_takes_what_a_model_runs_from() {
+        let files: Vec<String> = [
+            "config.json",
+            "model.safetensors",
+            "pytorch_model.bin",
+            "tf_model.h5",
+            "vocab.json",
+            "README.md",
+            "vocoder/pytorch_model.bin",
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "unet/diffusion_pytorch_model.bin",
+            "merges.txt",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            needed_files(&files),
+            vec![
+                "config.json",
+                "model.safetensors",
+                "vocab.json",
+                "vocoder/pytorch_model.bin",
+                "unet/config.json",
+                "unet/diffusion_pytorch_model.safetensors",
+                "merges.txt",
+            ]
         );
     }
 

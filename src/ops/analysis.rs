@@ -234,7 +234,9 @@ pub fn compare() -> FnOperation {
              lists the aspects scoring under `threshold`, worst first (the vocabulary: noise, \
              loudness, brightness, dynamics, timing, pitch) — what a `generate` step's \
              focusAreas reads. The formula is in src/audio/compare.rs. A candidate may be a \
-             generation result: its `audio` artifact is used.",
+             generation result: its `audio` artifact is used. With `model` set, a Wav2Vec2 \
+             aspect `embeddingSimilarity` joins the mean with weight 0.3: the cosine \
+             similarity of the two clips' mean-pooled last hidden states, clamped to [0, 1].",
         )
         .audio_input(
             "reference",
@@ -251,7 +253,20 @@ pub fn compare() -> FnOperation {
             "mode",
             choice(&["signal"]),
             Some(json!("signal")),
-            "which aspects to score; model-based similarity joins when a model is configured",
+            "which signal aspects to score",
+        )
+        .param(
+            "model",
+            crate::engine::ParamKind::String,
+            None,
+            "a Wav2Vec2 model (Hub id or local directory) for the embeddingSimilarity aspect; \
+             none: signal aspects only",
+        )
+        .param(
+            "device",
+            crate::engine::ParamKind::String,
+            Some(json!("auto")),
+            "where the model runs: auto, cpu, cuda, cuda:N or metal",
         )
         .output("qualityScore", "0–1")
         .output("aspects", "{name: {score, weight, detail}}")
@@ -278,10 +293,22 @@ fn run_compare(ctx: &OpContext<'_>) -> Result<Value, OpError> {
         };
         measured.push((features, stats));
     }
+    let mut extra = Vec::new();
+    if let Some(model) = ctx.param("model").and_then(Value::as_str) {
+        ctx.progress.report(0.6, "embedding similarity");
+        let similarity =
+            super::wav2vec2::embedding_similarity(ctx, model, "reference", "candidate")?;
+        extra.push(audio::compare::ExtraAspect {
+            name: "embeddingSimilarity".into(),
+            score: similarity.max(0.0),
+            weight: 0.3,
+            detail: format!("cosine similarity {similarity:.3} of {model} embeddings"),
+        });
+    }
     let comparison = compare_features(
         (&measured[0].0, measured[0].1),
         (&measured[1].0, measured[1].1),
-        &[],
+        &extra,
         threshold,
     );
     to_value(&comparison)

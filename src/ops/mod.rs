@@ -3,8 +3,10 @@
 
 pub mod analysis;
 pub mod generation;
+pub mod models;
 pub mod support;
 pub mod transformation;
+pub mod wav2vec2;
 
 use std::sync::Arc;
 
@@ -18,6 +20,8 @@ pub fn builtin_registry() -> OperationRegistry {
         analysis::patterns(),
         analysis::loudness(),
         analysis::compare(),
+        wav2vec2::embed(),
+        wav2vec2::transcribe(),
         transformation::export(),
         transformation::resample(),
         transformation::normalize(),

@@ -144,11 +144,16 @@ pub fn input_path(ctx: &OpContext<'_>, name: &str) -> Result<PathBuf, OpError> {
     Ok(path)
 }
 
-/// A temporary file in the artifact folder for a step to write into.
+/// A temporary WAV file in the artifact folder for a step to write into.
 pub fn scratch_file(ctx: &OpContext<'_>) -> Result<tempfile::TempPath, OpError> {
+    scratch_file_with(ctx, ".wav")
+}
+
+/// A temporary file with the given suffix in the artifact folder.
+pub fn scratch_file_with(ctx: &OpContext<'_>, suffix: &str) -> Result<tempfile::TempPath, OpError> {
     tempfile::Builder::new()
         .prefix(".grym-artifact-")
-        .suffix(".wav")
+        .suffix(suffix)
         .tempfile_in(ctx.artifact_dir)
         .map(|f| f.into_temp_path())
         .map_err(|e| OpError::failed(format!("{}: {e}", ctx.artifact_dir.display())))
@@ -159,12 +164,22 @@ pub fn store_artifact(
     ctx: &OpContext<'_>,
     written: tempfile::TempPath,
 ) -> Result<AudioArtifact, OpError> {
+    let (path, hash) = store_file(ctx, written, "wav")?;
+    describe(&path, hash)
+}
+
+/// Moves any finished file into the artifact store as `<hash>.<extension>`.
+pub fn store_file(
+    ctx: &OpContext<'_>,
+    written: tempfile::TempPath,
+    extension: &str,
+) -> Result<(PathBuf, String), OpError> {
     let hash = hash_file(&written).map_err(OpError::Failed)?;
-    let path = ctx.artifact_dir.join(format!("{hash}.wav"));
+    let path = ctx.artifact_dir.join(format!("{hash}.{extension}"));
     written
         .persist(&path)
         .map_err(|e| OpError::failed(format!("{}: {}", path.display(), e.error)))?;
-    describe(&path, hash)
+    Ok((path, hash))
 }
 
 /// The artifact reference of an existing WAV file.
