@@ -372,6 +372,20 @@ fn bad_requests_are_refused_with_reasons() {
     assert!(err.to_string().contains("duration"), "{err}");
 }
 
+#[test]
+fn a_checkpoint_without_tokenizer_json_reads_vocab_and_merges() {
+    let meta = meta();
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixtures().join("tiny"), dir.path());
+    std::fs::remove_file(dir.path().join("tokenizer/tokenizer.json")).expect("rm");
+    let m = load(dir.path()).expect("loads from vocab.json and merges.txt");
+    let prompt = meta["prompt"].as_str().expect("prompt");
+    assert_eq!(
+        m.tokenizer.encode(prompt).expect("encode"),
+        ids(&meta, "ids_prompt")
+    );
+}
+
 // ---- malformed checkpoints ----
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -6,16 +6,15 @@ use std::path::Path;
 use candle_core::Tensor;
 use serde_json::{Value, json};
 
+use super::models::{audioldm, model_error, model_params};
 use super::support::{
-    SpecExt, audio_error, choice, integer, number, save_buffer, spec, usize_param,
+    FnOperation, SpecExt, audio_error, choice, integer, number, opt_f64, save_buffer, spec,
+    usize_param,
 };
 use crate::audio::{self, AudioBuffer};
-use crate::engine::{
-    InputKind, InputSpec, OpContext, OpError, Operation, OperationSpec, ParamKind,
-};
+use crate::engine::{InputKind, InputSpec, OpContext, OpError, ParamKind};
 use crate::models::audioldm::{AudioLdm, GenerateRequest, Hooks, SchedulerConfig, SourceAudio};
 use crate::models::device::device_label;
-use crate::models::{DeviceChoice, ModelError, ModelRepo, SharedModels};
 use crate::workflow::StepType;
 
 /// The checkpoint used when a step names none.
@@ -62,14 +61,8 @@ pitch from f0, tempo when the rhythm is regular), followed by the focus phrases.
 a 16 kHz mono WAV artifact (`audio`; `waveforms` lists all when numWaveforms > 1) and the \
 settings used.";
 
-/// `generation/generate`, holding the models it has loaded so later steps reuse them.
-pub struct Generate {
-    spec: OperationSpec,
-    models: SharedModels<AudioLdm>,
-}
-
-pub fn generate() -> Generate {
-    let mut spec = spec(StepType::Generation, "generate", DESCRIPTION)
+pub fn generate() -> FnOperation {
+    let spec = spec(StepType::Generation, "generate", DESCRIPTION)
         .param("prompt", ParamKind::String, None, "what to generate; drawn from the analyses when absent")
         .param("negativePrompt", ParamKind::String, None, "what to steer away from (with guidance)")
         .param(
@@ -123,19 +116,6 @@ pub fn generate() -> Generate {
             Some(json!("model")),
             "the checkpoint's scheduler, or DDIM, or DPM-Solver++ on its noise schedule",
         )
-        .param(
-            "model",
-            ParamKind::String,
-            Some(json!(DEFAULT_MODEL)),
-            "a Hugging Face Hub id or a local directory in diffusers' layout",
-        )
-        .param("revision", ParamKind::String, None, "Hub revision (branch, tag or commit)")
-        .param(
-            "device",
-            ParamKind::String,
-            Some(json!("auto")),
-            "auto | cpu | cuda[:N] | metal",
-        )
         .output("audio", "the generated 16 kHz mono WAV artifact")
         .output("waveforms", "every generated artifact (numWaveforms of them)")
         .output("sampleRate", "Hz")
@@ -145,6 +125,7 @@ pub fn generate() -> Generate {
         .output("negativePrompt", "the negative prompt used, if any")
         .output("loudness", "{targetLufs, measuredLufs, gainDb} when loudness was preserved")
         .output("settings", "every setting of the run: steps, seed, strength, scheduler, timesteps …");
+    let mut spec = model_params(spec, Some(DEFAULT_MODEL));
     spec.inputs.push(InputSpec {
         name: "inputs".into(),
         kind: InputKind::Json,
@@ -153,28 +134,9 @@ pub fn generate() -> Generate {
         variadic: true,
     });
     spec.seed_parameter = Some("seed".into());
-    Generate {
+    FnOperation {
         spec,
-        models: SharedModels::new(),
-    }
-}
-
-impl Operation for Generate {
-    fn spec(&self) -> &OperationSpec {
-        &self.spec
-    }
-
-    fn run(&self, ctx: &OpContext<'_>) -> Result<Value, OpError> {
-        audio::cancel::with_stop(ctx.cancel.flag(), || self.run_generate(ctx))
-    }
-}
-
-fn model_error(e: ModelError) -> OpError {
-    match e {
-        ModelError::Cancelled => OpError::Cancelled,
-        ModelError::Hub { .. } => OpError::Transient(e.to_string()),
-        ModelError::Candle(_) | ModelError::Device(_) => OpError::Failed(e.to_string()),
-        other => OpError::Invalid(other.to_string()),
+        run: run_generate,
     }
 }
 
@@ -353,206 +315,173 @@ fn string_list(v: &Value) -> Vec<String> {
     }
 }
 
-impl Generate {
-    fn load_model(&self, ctx: &OpContext<'_>) -> Result<std::sync::Arc<AudioLdm>, OpError> {
-        let spec = ctx.str_param("model")?;
-        let revision = ctx.param("revision").and_then(Value::as_str);
-        let choice: DeviceChoice = ctx
-            .param("device")
-            .and_then(Value::as_str)
-            .unwrap_or("auto")
-            .parse()
-            .map_err(model_error)?;
-        let device = choice.device().map_err(model_error)?;
-        let key = format!(
-            "audioldm|{spec}|{}|{}",
-            revision.unwrap_or(""),
-            device_label(&device)
-        );
-        self.models
-            .get_or_load(&key, || {
-                ctx.progress.report(0.0, "loading the model");
-                let repo = ModelRepo::open(spec, revision)?;
-                AudioLdm::load(&repo, &device, &mut |p| {
-                    let fraction = if p.total > 0 {
-                        p.done as f32 / p.total as f32
-                    } else {
-                        0.0
-                    };
-                    ctx.progress
-                        .report(0.1 * fraction, &format!("downloading {}", p.file));
-                })
-            })
-            .map_err(model_error)
+fn run_generate(ctx: &OpContext<'_>) -> Result<Value, OpError> {
+    let inputs = classify(
+        ctx.inputs_named("inputs").chain(
+            ctx.inputs
+                .iter()
+                .filter(|i| i.name != "inputs")
+                .map(|i| &i.value),
+        ),
+    );
+    let preserve = ctx.bool_param("preserveOriginalCharacteristics")?;
+    let focus: Vec<String> = match ctx.param("focusAreas") {
+        Some(v) => string_list(v),
+        None => inputs
+            .compare
+            .and_then(|c| c.get("improvementAreas"))
+            .map(string_list)
+            .unwrap_or_default(),
+    };
+    let (prompt, negative) = compose_prompts(
+        ctx.param("prompt").and_then(Value::as_str),
+        ctx.param("negativePrompt").and_then(Value::as_str),
+        inputs.features,
+        inputs.patterns,
+        &focus,
+    );
+    let model = audioldm(ctx, ctx.str_param("model")?)?;
+    ctx.cancel.check()?;
+    ctx.progress.report(0.1, "preparing");
+
+    let rate = model.sample_rate();
+    let source = match inputs.source {
+        Some(v) => {
+            let (path, _) = crate::engine::operation::audio_source(v)
+                .map_err(|e| OpError::invalid(format!("source audio: {e}")))?;
+            let decoded = audio::decode_file(&path).map_err(audio_error)?;
+            let mono =
+                AudioBuffer::mono(decoded.sample_rate(), decoded.to_mono()).map_err(audio_error)?;
+            let resampled = audio::resample(&mono, rate).map_err(audio_error)?;
+            Some((resampled, audio::loudness::integrated_loudness(&decoded)))
+        }
+        None => None,
+    };
+    let source_duration = source.as_ref().map(|(b, _)| b.duration_secs()).or_else(|| {
+        inputs
+            .features
+            .and_then(|f| f.get("duration"))
+            .and_then(Value::as_f64)
+    });
+    let duration = match opt_f64(ctx, "duration")? {
+        Some(d) => Some(d),
+        None if preserve => source_duration,
+        None => None,
+    };
+    let target_lufs = if preserve {
+        inputs
+            .features
+            .and_then(|f| f.get("loudnessLufs"))
+            .and_then(Value::as_f64)
+            .or_else(|| source.as_ref().and_then(|(_, l)| *l))
+    } else {
+        None
+    };
+
+    let seed = match ctx.param("seed") {
+        Some(_) => ctx.i64_param("seed")? as u64,
+        None => random_seed(),
+    };
+    let mut req = GenerateRequest::new(prompt.clone());
+    req.negative_prompt = negative.clone();
+    req.guidance_scale = ctx.f64_param("guidanceScale")?;
+    req.steps = usize_param(ctx, "steps")?;
+    req.num_waveforms = usize_param(ctx, "numWaveforms")?;
+    req.seed = seed;
+    req.duration = duration;
+    req.scheduler = scheduler_override(&model, ctx.str_param("scheduler")?)?;
+    if let Some(path) = ctx.param("initLatents").and_then(Value::as_str) {
+        let tensor = Tensor::read_npy(Path::new(path))
+            .map_err(|e| OpError::invalid(format!("initLatents {path}: {e}")))?;
+        req.init_latents = Some(tensor);
     }
-
-    fn run_generate(&self, ctx: &OpContext<'_>) -> Result<Value, OpError> {
-        let inputs = classify(
-            ctx.inputs_named("inputs").chain(
-                ctx.inputs
-                    .iter()
-                    .filter(|i| i.name != "inputs")
-                    .map(|i| &i.value),
-            ),
+    let strength = match opt_f64(ctx, "strength")? {
+        Some(s) => s,
+        None => ctx.f64_param("enhancementLevel")?,
+    };
+    let mut samples_out = None;
+    if let Some((buffer, _)) = &source {
+        let seconds = duration.unwrap_or(buffer.duration_secs());
+        let (frames, samples) = model.frames_for(seconds);
+        let mel = log_mel(
+            buffer.channel(0),
+            rate,
+            model.hop_length(),
+            model.mel_bins(),
+            frames,
         );
-        let preserve = ctx.bool_param("preserveOriginalCharacteristics")?;
-        let focus: Vec<String> = match ctx.param("focusAreas") {
-            Some(v) => string_list(v),
-            None => inputs
-                .compare
-                .and_then(|c| c.get("improvementAreas"))
-                .map(string_list)
-                .unwrap_or_default(),
-        };
-        let (prompt, negative) = compose_prompts(
-            ctx.param("prompt").and_then(Value::as_str),
-            ctx.param("negativePrompt").and_then(Value::as_str),
-            inputs.features,
-            inputs.patterns,
-            &focus,
-        );
-        let model = self.load_model(ctx)?;
-        ctx.cancel.check()?;
-        ctx.progress.report(0.1, "preparing");
-
-        let rate = model.sample_rate();
-        let source = match inputs.source {
-            Some(v) => {
-                let (path, _) = crate::engine::operation::audio_source(v)
-                    .map_err(|e| OpError::invalid(format!("source audio: {e}")))?;
-                let decoded = audio::decode_file(&path).map_err(audio_error)?;
-                let mono = AudioBuffer::mono(decoded.sample_rate(), decoded.to_mono())
-                    .map_err(audio_error)?;
-                let resampled = audio::resample(&mono, rate).map_err(audio_error)?;
-                Some((resampled, audio::loudness::integrated_loudness(&decoded)))
-            }
-            None => None,
-        };
-        let source_duration = source.as_ref().map(|(b, _)| b.duration_secs()).or_else(|| {
-            inputs
-                .features
-                .and_then(|f| f.get("duration"))
-                .and_then(Value::as_f64)
+        let mel = Tensor::from_vec(mel, (frames, model.mel_bins()), model.device())
+            .map_err(|e| model_error(e.into()))?;
+        req.source = Some(SourceAudio {
+            log_mel: mel,
+            strength,
         });
-        let duration = match super::support::opt_f64(ctx, "duration")? {
-            Some(d) => Some(d),
-            None if preserve => source_duration,
-            None => None,
-        };
-        let target_lufs = if preserve {
-            inputs
-                .features
-                .and_then(|f| f.get("loudnessLufs"))
-                .and_then(Value::as_f64)
-                .or_else(|| source.as_ref().and_then(|(_, l)| *l))
-        } else {
-            None
-        };
-
-        let seed = match ctx.param("seed") {
-            Some(_) => ctx.i64_param("seed")? as u64,
-            None => random_seed(),
-        };
-        let mut req = GenerateRequest::new(prompt.clone());
-        req.negative_prompt = negative.clone();
-        req.guidance_scale = ctx.f64_param("guidanceScale")?;
-        req.steps = usize_param(ctx, "steps")?;
-        req.num_waveforms = usize_param(ctx, "numWaveforms")?;
-        req.seed = seed;
-        req.duration = duration;
-        req.scheduler = scheduler_override(&model, ctx.str_param("scheduler")?)?;
-        if let Some(path) = ctx.param("initLatents").and_then(Value::as_str) {
-            let tensor = Tensor::read_npy(Path::new(path))
-                .map_err(|e| OpError::invalid(format!("initLatents {path}: {e}")))?;
-            req.init_latents = Some(tensor);
-        }
-        let strength = match super::support::opt_f64(ctx, "strength")? {
-            Some(s) => s,
-            None => ctx.f64_param("enhancementLevel")?,
-        };
-        let mut samples_out = None;
-        if let Some((buffer, _)) = &source {
-            let seconds = duration.unwrap_or(buffer.duration_secs());
-            let (frames, samples) = model.frames_for(seconds);
-            let mel = log_mel(
-                buffer.channel(0),
-                rate,
-                model.hop_length(),
-                model.mel_bins(),
-                frames,
-            );
-            let mel = Tensor::from_vec(mel, (frames, model.mel_bins()), model.device())
-                .map_err(|e| model_error(e.into()))?;
-            req.source = Some(SourceAudio {
-                log_mel: mel,
-                strength,
-            });
-            samples_out = Some(samples);
-        }
-
-        let hooks = Hooks {
-            progress: &|done, total| {
-                ctx.progress.report(
-                    0.1 + 0.8 * done as f32 / total.max(1) as f32,
-                    &format!("denoising step {done}/{total}"),
-                );
-            },
-            cancelled: &|| ctx.cancel.is_cancelled(),
-        };
-        let generated = model.generate(&req, &hooks).map_err(model_error)?;
-        ctx.progress.report(0.9, "writing");
-
-        let mut artifacts = Vec::with_capacity(generated.waveforms.len());
-        let mut loudness = Value::Null;
-        for (i, mut wave) in generated.waveforms.into_iter().enumerate() {
-            if let Some(n) = samples_out {
-                wave.truncate(n);
-            }
-            let mut buffer = AudioBuffer::mono(generated.sample_rate, wave).map_err(audio_error)?;
-            if let Some(target) = target_lufs {
-                let measured = audio::loudness::integrated_loudness(&buffer);
-                let gain_db = measured.map(|m| target - m);
-                if let Some(g) = gain_db {
-                    let factor = 10f32.powf(g as f32 / 20.0);
-                    for s in &mut buffer.channels_mut()[0] {
-                        *s *= factor;
-                    }
-                }
-                if i == 0 {
-                    loudness = json!({ "targetLufs": target, "measuredLufs": measured, "gainDb": gain_db });
-                }
-            }
-            ctx.cancel.check()?;
-            artifacts.push(save_buffer(ctx, &buffer)?);
-        }
-        let first = artifacts
-            .first()
-            .cloned()
-            .ok_or_else(|| OpError::failed("the model returned no audio"))?;
-        ctx.progress.report(1.0, "done");
-        let mode = if source.is_some() {
-            "audio-to-audio"
-        } else {
-            "text-to-audio"
-        };
-        Ok(json!({
-            "audio": first,
-            "waveforms": artifacts,
-            "sampleRate": generated.sample_rate,
-            "duration": first.duration,
-            "mode": mode,
-            "prompt": prompt,
-            "negativePrompt": negative,
-            "loudness": loudness,
-            "settings": {
-                "model": ctx.str_param("model")?,
-                "device": device_label(model.device()),
-                "preserveOriginalCharacteristics": preserve,
-                "focusAreas": focus,
-                "run": generated.settings,
-            },
-        }))
+        samples_out = Some(samples);
     }
+
+    let hooks = Hooks {
+        progress: &|done, total| {
+            ctx.progress.report(
+                0.1 + 0.8 * done as f32 / total.max(1) as f32,
+                &format!("denoising step {done}/{total}"),
+            );
+        },
+        cancelled: &|| ctx.cancel.is_cancelled(),
+    };
+    let generated = model.generate(&req, &hooks).map_err(model_error)?;
+    ctx.progress.report(0.9, "writing");
+
+    let mut artifacts = Vec::with_capacity(generated.waveforms.len());
+    let mut loudness = Value::Null;
+    for (i, mut wave) in generated.waveforms.into_iter().enumerate() {
+        if let Some(n) = samples_out {
+            wave.truncate(n);
+        }
+        let mut buffer = AudioBuffer::mono(generated.sample_rate, wave).map_err(audio_error)?;
+        if let Some(target) = target_lufs {
+            let measured = audio::loudness::integrated_loudness(&buffer);
+            let gain_db = measured.map(|m| target - m);
+            if let Some(g) = gain_db {
+                let factor = 10f32.powf(g as f32 / 20.0);
+                for s in &mut buffer.channels_mut()[0] {
+                    *s *= factor;
+                }
+            }
+            if i == 0 {
+                loudness =
+                    json!({ "targetLufs": target, "measuredLufs": measured, "gainDb": gain_db });
+            }
+        }
+        ctx.cancel.check()?;
+        artifacts.push(save_buffer(ctx, &buffer)?);
+    }
+    let first = artifacts
+        .first()
+        .cloned()
+        .ok_or_else(|| OpError::failed("the model returned no audio"))?;
+    ctx.progress.report(1.0, "done");
+    let mode = if source.is_some() {
+        "audio-to-audio"
+    } else {
+        "text-to-audio"
+    };
+    Ok(json!({
+        "audio": first,
+        "waveforms": artifacts,
+        "sampleRate": generated.sample_rate,
+        "duration": first.duration,
+        "mode": mode,
+        "prompt": prompt,
+        "negativePrompt": negative,
+        "loudness": loudness,
+        "settings": {
+            "model": ctx.str_param("model")?,
+            "device": device_label(model.device()),
+            "preserveOriginalCharacteristics": preserve,
+            "focusAreas": focus,
+            "run": generated.settings,
+        },
+    }))
 }
 
 #[cfg(test)]

@@ -702,6 +702,11 @@ impl Scheduler {
 
     /// One denoising step from `sample` at timestep `t` given the model's prediction.
     pub fn step(&mut self, output: &Tensor, t: usize, sample: &Tensor) -> Result<Tensor> {
+        if self.timesteps().is_empty() {
+            return Err(candle_core::Error::msg(
+                "the scheduler has no timesteps: call set_timesteps first",
+            ));
+        }
         match self {
             Scheduler::Ddim(s) => s.step(output, t, sample),
             Scheduler::DpmSolver(s) => s.step(output, t, sample),
