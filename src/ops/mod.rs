@@ -2,6 +2,7 @@
 //! the `audio` and `models` libraries to the engine's `Operation` contract.
 
 pub mod analysis;
+pub mod generation;
 pub mod models;
 pub mod support;
 pub mod transformation;
@@ -32,5 +33,6 @@ pub fn builtin_registry() -> OperationRegistry {
     ] {
         registry.register(Arc::new(op));
     }
+    registry.register(Arc::new(generation::generate()));
     registry
 }

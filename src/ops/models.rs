@@ -8,10 +8,12 @@ use serde_json::{Value, json};
 
 use super::support::SpecExt;
 use crate::engine::{OpContext, OpError, OperationSpec, ParamKind};
+use crate::models::audioldm::AudioLdm;
 use crate::models::wav2vec2::Wav2Vec2Model;
 use crate::models::{DeviceChoice, DownloadProgress, ModelError, ModelRepo, SharedModels};
 
 static WAV2VEC2: LazyLock<SharedModels<Wav2Vec2Model>> = LazyLock::new(SharedModels::new);
+static AUDIOLDM: LazyLock<SharedModels<AudioLdm>> = LazyLock::new(SharedModels::new);
 
 /// Declares `model`, `revision` and `device`.
 pub fn model_params(spec: OperationSpec, default_model: Option<&str>) -> OperationSpec {
@@ -60,6 +62,23 @@ pub fn wav2vec2(ctx: &OpContext<'_>, model: &str) -> Result<Arc<Wav2Vec2Model>, 
             ctx.progress
                 .report(0.0, &format!("loading {}", repo.name()));
             Wav2Vec2Model::load(&repo, &device, &mut download_progress(ctx))
+        })
+        .map_err(model_error)
+}
+
+/// The AudioLDM pipeline a step names, loaded once per process and device.
+pub fn audioldm(ctx: &OpContext<'_>, model: &str) -> Result<Arc<AudioLdm>, OpError> {
+    let (repo, device) = open(ctx, model)?;
+    let key = format!(
+        "{}|{}",
+        repo.name(),
+        crate::models::device::device_label(&device)
+    );
+    AUDIOLDM
+        .get_or_load(&key, || {
+            ctx.progress
+                .report(0.0, &format!("loading {}", repo.name()));
+            AudioLdm::load(&repo, &device, &mut download_progress(ctx))
         })
         .map_err(model_error)
 }
