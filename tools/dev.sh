@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 
 # System packages the build and the tests need.
 # The editor: Wayland/X11 headers for winit and rfd, Mesa's software OpenGL and EGL, Xvfb and
-# ImageMagick for tools/screenshot.sh.
+# ImageMagick for tools/screenshot.sh. Playback: ALSA headers for cpal.
 PACKAGES=(pkg-config build-essential
     libwayland-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1-mesa-dri libegl1
+    libasound2-dev
     xvfb imagemagick)
 
 install_system_packages() {
