@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use egui::{Pos2, Rect, Vec2};
@@ -20,6 +21,36 @@ use grym_synth::workflow::Workflow;
 use serde_json::{Map, json};
 
 const SIZE: Vec2 = Vec2::new(1500.0, 950.0);
+
+/// CPU time this thread has run, from the scheduler's own accounting (nanoseconds,
+/// first field of `/proc/thread-self/schedstat`). Unlike wall time it does not count
+/// waiting for a core, so other load on the machine does not inflate it.
+fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Benchmarks `f` twice: wall time per call, and (where the system reports it) this
+/// thread's CPU time per call.
+fn both(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mut f: impl FnMut() -> usize,
+) {
+    group.bench_function(name, |b| b.iter(&mut f));
+    if thread_cpu_time().is_some() {
+        group.bench_function(format!("{name}_cpu"), |b| {
+            b.iter_custom(|iters| {
+                let start = thread_cpu_time().unwrap_or_default();
+                for _ in 0..iters {
+                    std::hint::black_box(f());
+                }
+                thread_cpu_time().unwrap_or_default().saturating_sub(start)
+            })
+        });
+    }
+}
 
 /// One frame: layout and painting of the whole editor, then tessellation.
 fn frame(ctx: &egui::Context, editor: &mut Editor) -> usize {
@@ -109,7 +140,7 @@ fn benches(c: &mut Criterion) {
         frame(&ctx, &mut canvas);
     }
     assert_eq!(canvas.canvas.node_rects.len(), 300, "every node is drawn");
-    group.bench_function("canvas_300_steps", |b| b.iter(|| frame(&ctx, &mut canvas)));
+    both(&mut group, "canvas_300_steps", || frame(&ctx, &mut canvas));
     drop(canvas);
 
     let data = Arc::new(WaveData::new(
@@ -131,17 +162,15 @@ fn benches(c: &mut Criterion) {
         frame(&ctx, &mut wave);
     }
     assert!(wave.audio.data().is_some(), "the hour is shown");
-    group.bench_function("waveform_1h_still", |b| b.iter(|| frame(&ctx, &mut wave)));
+    both(&mut group, "waveform_1h_still", || frame(&ctx, &mut wave));
 
     // Scroll through the zoomed-out view: a new envelope every frame.
     let mut t = 0.0;
-    group.bench_function("waveform_1h_scrolling", |b| {
-        b.iter(|| {
-            t = (t + 7.3) % 1800.0;
-            wave.audio.view.start = t;
-            wave.audio.view.span = Some(1800.0);
-            frame(&ctx, &mut wave)
-        })
+    both(&mut group, "waveform_1h_scrolling", || {
+        t = (t + 7.3) % 1800.0;
+        wave.audio.view.start = t;
+        wave.audio.view.span = Some(1800.0);
+        frame(&ctx, &mut wave)
     });
     group.finish();
 }

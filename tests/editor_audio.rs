@@ -105,6 +105,17 @@ fn a_file_shows_as_a_waveform_and_playback_says_why_it_is_unavailable() {
     );
     check_playback_status(&h);
 
+    // Where there is an output device, play runs the real callback: the playhead moves,
+    // and Space pauses.
+    if matches!(h.state().audio.player, PlayerState::Ready(_)) {
+        h.get_by_label("▶").click();
+        wait_for(&mut h, "the playhead to move", |e| {
+            e.audio.position().is_some_and(|p| p > 0.05)
+        });
+        h.key_press(egui::Key::Space);
+        wait_for(&mut h, "the pause", |e| !e.audio.is_playing());
+    }
+
     // The spectrogram toggle computes an image off the UI thread and shows it.
     h.get_by_label("Spectrogram").click();
     h.run_steps(1);

@@ -285,6 +285,11 @@ impl AudioPanel {
             || self.view.is_busy()
     }
 
+    /// The playhead in seconds, when the output device is open.
+    pub fn position(&self) -> Option<f64> {
+        self.controller().map(|c| c.position())
+    }
+
     pub fn is_playing(&self) -> bool {
         self.controller().is_some_and(|c| c.is_playing())
     }

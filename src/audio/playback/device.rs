@@ -1,7 +1,7 @@
 //! The connection to the default output device through cpal.
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
+use cpal::{ErrorKind, FromSample, SampleFormat, SizedSample, StreamConfig};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::PlaybackError;
@@ -33,12 +33,19 @@ impl Player {
             .description()
             .map(|d| d.name().to_string())
             .unwrap_or_else(|_| "default".to_string());
-        let supported = device
-            .default_output_config()
-            .map_err(|e| PlaybackError::Config {
+        let supported = device.default_output_config().map_err(|e| match e.kind() {
+            // The usual case on a machine without sound hardware.
+            ErrorKind::DeviceNotAvailable | ErrorKind::HostUnavailable => {
+                PlaybackError::Unavailable {
+                    device: name.clone(),
+                    reason: e.to_string(),
+                }
+            }
+            _ => PlaybackError::Config {
                 device: name.clone(),
                 reason: e.to_string(),
-            })?;
+            },
+        })?;
         let config: StreamConfig = supported.config();
         let (controller, renderer) = channel(config.sample_rate, usize::from(config.channels));
         let (err_tx, errors) = crossbeam_channel::bounded(16);

@@ -23,6 +23,8 @@ pub use render::{Clip, Controller, Renderer, Slot, channel};
 pub enum PlaybackError {
     #[error("no audio output device (audio system: {host})")]
     NoDevice { host: String },
+    #[error("no audio output device is available ({device}: {reason})")]
+    Unavailable { device: String, reason: String },
     #[error("the audio output device {device} has no usable configuration: {reason}")]
     Config { device: String, reason: String },
     #[error("the audio output device {device} uses sample format {format}, which is not supported")]
