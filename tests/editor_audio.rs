@@ -108,6 +108,7 @@ fn a_file_shows_as_a_waveform_and_playback_says_why_it_is_unavailable() {
     // Where there is an output device, play runs the real callback: the playhead moves,
     // and Space pauses.
     if matches!(h.state().audio.player, PlayerState::Ready(_)) {
+        wait_for(&mut h, "the clip on the device", |e| e.audio.can_play());
         h.get_by_label("▶").click();
         wait_for(&mut h, "the playhead to move", |e| {
             e.audio.position().is_some_and(|p| p > 0.05)

@@ -285,6 +285,14 @@ impl AudioPanel {
             || self.view.is_busy()
     }
 
+    /// Whether the active clip is on the output device, ready to play.
+    pub fn can_play(&self) -> bool {
+        self.controller().is_some()
+            && self.sources[slot_index(self.active)]
+                .as_ref()
+                .is_some_and(|s| matches!(s.clip, ClipState::Loaded))
+    }
+
     /// The playhead in seconds, when the output device is open.
     pub fn position(&self) -> Option<f64> {
         self.controller().map(|c| c.position())
@@ -454,7 +462,7 @@ impl AudioPanel {
 
     fn transport(&mut self, ui: &mut Ui) {
         ui.horizontal(|ui| {
-            let ready = self.controller().is_some() && self.data().is_some();
+            let ready = self.can_play();
             if ui
                 .add_enabled(ready, egui::Button::new("⏹"))
                 .on_hover_text("Stop")
