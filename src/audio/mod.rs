@@ -11,6 +11,8 @@
 //! - [`features`], [`patterns`], [`loudness`], [`compare`]: the analysis results.
 //! - [`transform`]: gain, filter, fade, normalize, trim, mix, export, in memory and
 //!   streamed file to file.
+//! - [`playback`]: playing clips on the output device (cpal) from a lock-free real-time
+//!   callback, with A/B switching.
 //!
 //! Reference numbers: `tools/make_audio_fixtures.py` (librosa 0.11, pyloudnorm) writes
 //! `tests/fixtures/audio/reference.json`, which `tests/audio_features.rs` checks.
@@ -25,6 +27,7 @@ pub mod features;
 pub mod loudness;
 pub mod patterns;
 pub mod pitch;
+pub mod playback;
 pub mod resample;
 pub mod rhythm;
 pub mod spectral;

@@ -8,7 +8,10 @@ use egui::{Color32, Id, Key, KeyboardShortcut, Modifiers, RichText, Ui};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::audio::{self, AudioPanel};
+use super::autosave::Autosave;
 use super::canvas::{Canvas, CanvasAction, NodeDecorations};
+use super::clipboard;
 use super::document::Document;
 use super::edits;
 use super::files::{self, FileDialogs, FilePurpose};
@@ -46,6 +49,7 @@ impl Default for Settings {
 pub enum BottomTab {
     Problems,
     Run,
+    Audio,
 }
 
 const SETTINGS_KEY: &str = "grym-synth-editor";
@@ -78,6 +82,10 @@ pub struct Editor {
     pub selected: Option<String>,
     pub canvas: Canvas,
     pub run: RunState,
+    /// Waveform and playback of a step's audio or a file.
+    pub audio: AudioPanel,
+    /// Autosave of unsaved changes and the recovery offered at start.
+    pub autosave: Autosave,
     pub report: Report,
     report_revision: Option<u64>,
     engine: Option<Engine>,
@@ -106,12 +114,19 @@ impl Editor {
         let fallback_registry = OperationRegistry::new();
         let items = palette::items(engine.as_ref().map_or(&fallback_registry, Engine::registry));
         let run = RunState::new(engine.as_ref());
+        let autosave = Autosave::new(
+            engine
+                .as_ref()
+                .map(|e| e.config().data_dir.join("autosave")),
+        );
         let mut editor = Editor {
             doc,
             settings,
             selected: None,
             canvas: Canvas::default(),
             run,
+            audio: AudioPanel::default(),
+            autosave,
             report: Report::default(),
             report_revision: None,
             engine,
@@ -173,6 +188,87 @@ impl Editor {
         self.canvas.frame_all();
         self.selected = None;
         self.run = RunState::new(self.engine.as_ref());
+    }
+
+    /// Shows the audio of `step` in the audio panel: its output and its input side by side
+    /// for A/B comparison when it has both.
+    pub fn show_step_audio(&mut self, step: &str) {
+        let found = audio::step_audio(self.doc.workflow(), &self.run, self.registry(), step);
+        let (a, b) = match (found.inputs.first(), found.outputs.first()) {
+            (Some(i), Some(o)) => (i.clone(), Some(o.clone())),
+            (Some(only), None) | (None, Some(only)) => (only.clone(), None),
+            (None, None) => {
+                self.error(format!("Step {step} has no audio to show"));
+                return;
+            }
+        };
+        self.audio.set_sources(a, b);
+        if !found.outputs.is_empty() && !found.inputs.is_empty() {
+            // The output is what was asked for; A stays the input for comparison.
+            self.audio.select(crate::audio::playback::Slot::B);
+        }
+        self.settings.show_bottom = true;
+        self.settings.bottom_tab = BottomTab::Audio;
+    }
+
+    /// Shows an audio file in the audio panel.
+    pub fn show_audio_file(&mut self, path: &Path) {
+        self.audio.set_sources(audio::file_ref(path), None);
+        self.settings.show_bottom = true;
+        self.settings.bottom_tab = BottomTab::Audio;
+    }
+
+    /// Autosaves into `dir` instead (none: off), offering what is there for recovery.
+    pub fn set_autosave_dir(&mut self, dir: Option<PathBuf>) {
+        let every = self.autosave.every;
+        self.autosave = Autosave::new(dir);
+        self.autosave.every = every;
+    }
+
+    /// Puts the selected steps on the clipboard as RON text.
+    pub fn copy_selection(&mut self, ctx: &egui::Context) {
+        let mut ids = self.canvas.selected_ids();
+        if ids.is_empty() {
+            ids.extend(self.selected.iter().cloned());
+        }
+        if let Some(text) = clipboard::copy(self.doc.workflow(), &ids) {
+            ctx.copy_text(text);
+            self.info(format!("Copied {} step(s)", ids.len()));
+        }
+    }
+
+    /// Adds the steps in `text` (copied steps) to the workflow.
+    pub fn paste(&mut self, text: &str) {
+        let mut wf = self.doc.workflow().clone();
+        match clipboard::paste(&mut wf, text) {
+            Ok(ids) => {
+                self.doc.edit("Paste", |w| *w = wf);
+                self.info(format!("Pasted {} step(s)", ids.len()));
+                self.select(ids.last().cloned());
+            }
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// Replaces the document with the autosaved workflow, as unsaved changes to its file.
+    fn recover(&mut self) {
+        let Some(found) = self.autosave.recovery.take() else {
+            return;
+        };
+        let mut doc = found
+            .origin
+            .as_deref()
+            .filter(|p| p.is_file())
+            .and_then(|p| Document::open(p).ok())
+            .unwrap_or_else(Document::blank);
+        // An edit from the file's state (or a blank one), so the work shows as unsaved.
+        let mut wf = found.workflow;
+        edits::auto_layout(&mut wf, true);
+        doc.edit("Recover autosave", |w| *w = wf);
+        doc.path = found.origin;
+        self.doc = doc;
+        self.prepare_layout();
+        self.info("Recovered the autosaved workflow; save it to keep it");
     }
 
     fn info(&mut self, text: impl Into<String>) {
@@ -466,6 +562,27 @@ impl Editor {
             let new = i.consume_shortcut(&KeyboardShortcut::new(cmd, Key::N));
             (redo, undo, save, save_as, open, new)
         });
+        // Ctrl+C / Ctrl+V arrive as copy and paste events from the platform (or as keys).
+        if !typing {
+            let (copy, paste) = ui.input_mut(|i| {
+                let mut copy = i.consume_shortcut(&KeyboardShortcut::new(cmd, Key::C));
+                let mut paste = None;
+                for e in &i.events {
+                    match e {
+                        egui::Event::Copy => copy = true,
+                        egui::Event::Paste(text) => paste = Some(text.clone()),
+                        _ => {}
+                    }
+                }
+                (copy, paste)
+            });
+            if copy {
+                self.copy_selection(ui.ctx());
+            }
+            if let Some(text) = paste {
+                self.paste(&text);
+            }
+        }
         if redo {
             self.redo();
         } else if undo {
@@ -497,6 +614,13 @@ impl Editor {
         }
         self.handle_close(ui);
         self.shortcuts(ui);
+        self.autosave.tick(&self.doc);
+        if let Some(e) = self.autosave.error.take() {
+            self.error(e);
+        }
+        if self.settings.show_bottom && self.settings.bottom_tab == BottomTab::Audio {
+            self.audio.shortcuts(ui);
+        }
         self.revalidate();
 
         let title = format!(
@@ -588,7 +712,8 @@ impl Editor {
             self.pending = Some(Pending::Close);
         }
         if self.allow_close && self.pending.is_none() && self.doc.is_dirty() {
-            // The user chose to discard: close for real.
+            // The user chose to discard: close for real, leaving nothing to recover.
+            self.autosave.clear();
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
@@ -683,7 +808,10 @@ impl Editor {
             ui.menu_button("View", |ui| {
                 ui.checkbox(&mut self.settings.show_palette, "Palette");
                 ui.checkbox(&mut self.settings.show_inspector, "Inspector");
-                ui.checkbox(&mut self.settings.show_bottom, "Problems and run panel");
+                ui.checkbox(
+                    &mut self.settings.show_bottom,
+                    "Problems, run and audio panel",
+                );
                 if ui.button("Frame all").clicked() {
                     self.canvas.frame_all();
                     ui.close();
@@ -738,6 +866,7 @@ impl Editor {
             let label = format!("Problems ({errors} errors, {warnings} warnings)");
             ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Problems, label);
             ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Run, "Run");
+            ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Audio, "Audio");
         });
         ui.separator();
         match self.settings.bottom_tab {
@@ -761,8 +890,18 @@ impl Editor {
                             }
                         }
                         RunPanelAction::Select(s) => self.select(Some(s)),
+                        RunPanelAction::ShowAudio(s) => self.show_step_audio(&s),
                     }
                 }
+            }
+            BottomTab::Audio => {
+                let step = self.selected.clone().map(|id| {
+                    let found =
+                        audio::step_audio(self.doc.workflow(), &self.run, self.registry(), &id);
+                    (id, found)
+                });
+                self.audio
+                    .show(ui, step.as_ref().map(|(id, a)| (id.as_str(), a)));
             }
         }
     }
@@ -798,6 +937,42 @@ impl Editor {
 
     fn dialogs(&mut self, ui: &mut Ui) {
         let ctx = ui.ctx().clone();
+        // Work left by a session that ended without saving.
+        if let Some(found) = &self.autosave.recovery {
+            let mut answer = None;
+            egui::Modal::new(Id::new("recover")).show(&ctx, |ui| {
+                ui.heading("Recover unsaved work?");
+                let what = found.origin.as_ref().map_or_else(
+                    || "a workflow that was never saved".to_string(),
+                    |p| p.display().to_string(),
+                );
+                let when = found.saved_at.map_or_else(String::new, |t| {
+                    chrono::DateTime::<chrono::Local>::from(t)
+                        .format(" (autosaved %Y-%m-%d %H:%M:%S)")
+                        .to_string()
+                });
+                ui.label(format!(
+                    "The last session ended with unsaved changes to {what}{when}: {} step(s).",
+                    found.workflow.steps.len()
+                ));
+                ui.horizontal(|ui| {
+                    if ui.button("Recover").clicked() {
+                        answer = Some(true);
+                    }
+                    if ui.button("Discard").clicked() {
+                        answer = Some(false);
+                    }
+                });
+            });
+            match answer {
+                Some(true) => self.recover(),
+                Some(false) => {
+                    self.autosave.recovery = None;
+                    self.autosave.clear();
+                }
+                None => {}
+            }
+        }
         // Unsaved changes.
         if let Some(pending) = self.pending.clone() {
             let mut answer = None;

@@ -126,6 +126,14 @@ fn style() -> SnarlStyle {
 
 impl Canvas {
     /// Asks the next frame to fit every node into view.
+    /// Step ids of the nodes selected on the canvas (as of the last frame).
+    pub fn selected_ids(&self) -> Vec<String> {
+        self.last_selection
+            .iter()
+            .filter_map(|n| self.snarl.get_node(*n).map(|s| s.step_id.clone()))
+            .collect()
+    }
+
     pub fn frame_all(&mut self) {
         self.frame_all = true;
     }

@@ -2,13 +2,17 @@
 //!
 //! Shaped like rerun's viewer: data ([`document::Document`] holds the workflow model, the
 //! source of truth, with its undo history), app state ([`app::Editor`]: selection, dialogs,
-//! the run in progress) and drawing (canvas, palette, inspector, problems, run panel) kept
+//! the run in progress) and drawing (canvas, palette, inspector, problems, run panel,
+//! audio panel with waveform and playback) kept
 //! apart. The snarl graph on the canvas is a view rebuilt from the model; edits on it come
 //! back as actions that change the model. The engine is only reached through its [`Engine`]
 //! handle and event channel, and calls that may wait run on background threads.
 
 pub mod app;
+pub mod audio;
+pub mod autosave;
 pub mod canvas;
+pub mod clipboard;
 pub mod document;
 pub mod edits;
 pub mod files;
@@ -17,6 +21,7 @@ pub mod palette;
 pub mod problems;
 pub mod run;
 pub mod theme;
+pub mod waveform;
 
 use std::path::{Path, PathBuf};
 

@@ -105,6 +105,8 @@ pub struct RunState {
     pub error: Option<String>,
     pub history: Vec<ExecutionRecord>,
     pub history_error: Option<String>,
+    /// The parameters of the shown execution (what its `parameter` inputs read).
+    pub parameters: ParamMap,
     started_at: Option<Instant>,
     finished_after: Option<Duration>,
     cancel_requested: bool,
@@ -127,6 +129,7 @@ impl RunState {
             error: None,
             history: Vec::new(),
             history_error: None,
+            parameters: ParamMap::new(),
             started_at: None,
             finished_after: None,
             cancel_requested: false,
@@ -159,6 +162,7 @@ impl RunState {
         self.phase = Phase::Starting;
         self.started_at = Some(Instant::now());
         self.finished_after = None;
+        self.parameters = params.clone();
         let (tx, rx) = crossbeam_channel::bounded(1);
         let engine = engine.clone();
         std::thread::spawn(move || {
@@ -416,6 +420,7 @@ impl RunState {
         self.execution_id = Some(snapshot.id.clone());
         self.phase = Phase::Past(snapshot.status);
         self.error = snapshot.error.clone();
+        self.parameters = snapshot.parameters.clone();
         self.log.clear();
         self.started_at = None;
         self.finished_after = snapshot.duration();
@@ -469,6 +474,8 @@ pub enum RunPanelAction {
     RefreshHistory,
     OpenPast(String),
     Select(String),
+    /// Show the step's audio (its input and output) in the audio panel.
+    ShowAudio(String),
 }
 
 fn phase_text(phase: &Phase) -> (String, Color32) {
@@ -548,6 +555,7 @@ pub fn show(ui: &mut Ui, run: &RunState) -> Vec<RunPanelAction> {
                         if let Some(e) = &row.error {
                             ui.label(RichText::new(e).color(super::theme::ERROR));
                         } else if let Some(summary) = &row.summary {
+                            let has_audio = !super::audio::result_audio(summary).is_empty();
                             let mut text = summary.to_string();
                             if let Some(b) = row.branch {
                                 text = format!("→ {b}  {text}");
@@ -555,10 +563,20 @@ pub fn show(ui: &mut Ui, run: &RunState) -> Vec<RunPanelAction> {
                             if text.chars().count() > 90 {
                                 text = text.chars().take(90).collect::<String>() + "…";
                             }
-                            ui.label(RichText::new(text).monospace().small())
-                                .on_hover_text(
-                                    serde_json::to_string_pretty(summary).unwrap_or_default(),
-                                );
+                            ui.horizontal(|ui| {
+                                if has_audio
+                                    && ui
+                                        .small_button("🔊 waveform")
+                                        .on_hover_text("Show this step's audio")
+                                        .clicked()
+                                {
+                                    actions.push(RunPanelAction::ShowAudio(row.step_id.clone()));
+                                }
+                                ui.label(RichText::new(text).monospace().small())
+                                    .on_hover_text(
+                                        serde_json::to_string_pretty(summary).unwrap_or_default(),
+                                    );
+                            });
                         } else {
                             ui.label("");
                         }
