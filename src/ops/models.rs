@@ -51,34 +51,35 @@ pub fn model_error(e: ModelError) -> OpError {
 
 /// The Wav2Vec2 model a step names, loaded once per process and device.
 pub fn wav2vec2(ctx: &OpContext<'_>, model: &str) -> Result<Arc<Wav2Vec2Model>, OpError> {
-    let (repo, device) = open(ctx, model)?;
-    let key = format!(
-        "{}|{}",
-        repo.name(),
-        crate::models::device::device_label(&device)
-    );
-    WAV2VEC2
-        .get_or_load(&key, || {
-            ctx.progress
-                .report(0.0, &format!("loading {}", repo.name()));
-            Wav2Vec2Model::load(&repo, &device, &mut download_progress(ctx))
-        })
-        .map_err(model_error)
+    shared(ctx, &WAV2VEC2, model, Wav2Vec2Model::load)
 }
 
 /// The AudioLDM pipeline a step names, loaded once per process and device.
 pub fn audioldm(ctx: &OpContext<'_>, model: &str) -> Result<Arc<AudioLdm>, OpError> {
+    shared(ctx, &AUDIOLDM, model, AudioLdm::load)
+}
+
+type Loader<T> =
+    fn(&ModelRepo, &candle_core::Device, &mut dyn FnMut(DownloadProgress)) -> Result<T, ModelError>;
+
+/// A model from `store`, keyed by model and device, loaded with `load` the first time.
+fn shared<T>(
+    ctx: &OpContext<'_>,
+    store: &SharedModels<T>,
+    model: &str,
+    load: Loader<T>,
+) -> Result<Arc<T>, OpError> {
     let (repo, device) = open(ctx, model)?;
     let key = format!(
         "{}|{}",
         repo.name(),
         crate::models::device::device_label(&device)
     );
-    AUDIOLDM
+    store
         .get_or_load(&key, || {
             ctx.progress
                 .report(0.0, &format!("loading {}", repo.name()));
-            AudioLdm::load(&repo, &device, &mut download_progress(ctx))
+            load(&repo, &device, &mut download_progress(ctx))
         })
         .map_err(model_error)
 }
