@@ -64,8 +64,17 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
 }
 
-fn never_windowed() -> bool {
+fn not_cancelled() -> bool {
     false
+}
+
+/// What loading a model from `dir` says when it fails.
+fn load_error(dir: &Path) -> String {
+    let repo = ModelRepo::open_with(dir.to_str().unwrap(), None, &offline()).unwrap();
+    Wav2Vec2Model::load(&repo, &Device::Cpu, &mut |_| {})
+        .err()
+        .expect("loading should fail")
+        .to_string()
 }
 
 fn check_single_clip(name: &str) {
@@ -90,7 +99,7 @@ fn check_single_clip(name: &str) {
             Layer::Last,
             true,
             Windowing::DEFAULT,
-            &never_windowed,
+            &not_cancelled,
         )
         .unwrap();
     let err = max_abs_diff(
@@ -115,7 +124,7 @@ fn check_single_clip(name: &str) {
                 Layer::Index(i),
                 false,
                 Windowing::DEFAULT,
-                &never_windowed,
+                &not_cancelled,
             )
             .unwrap();
         let err = max_abs_diff(
@@ -162,7 +171,7 @@ fn a_pytorch_pickle_checkpoint_loads_like_its_safetensors() {
             Layer::Last,
             true,
             Windowing::DEFAULT,
-            &never_windowed,
+            &not_cancelled,
         )
         .unwrap();
     let err = max_abs_diff(
@@ -231,7 +240,7 @@ fn long_audio_runs_in_windows_that_cover_every_frame() {
             Layer::Last,
             true,
             Windowing::DEFAULT,
-            &never_windowed,
+            &not_cancelled,
         )
         .unwrap();
     // Windows of 1 s with 0.25 s of context: several windows over the 3.4 s clip.
@@ -240,7 +249,7 @@ fn long_audio_runs_in_windows_that_cover_every_frame() {
         context: 4_000,
     };
     let windowed = model
-        .frames(&audio, Layer::Last, true, small, &never_windowed)
+        .frames(&audio, Layer::Last, true, small, &not_cancelled)
         .unwrap();
     assert_eq!(windowed.hidden.dims(), whole.hidden.dims());
     // Windows start on frame boundaries (320 samples): 1 s is 50 frames, 0.25 s of context
@@ -293,13 +302,8 @@ fn broken_checkpoints_are_named() {
     ] {
         std::fs::copy(src.join(file), dir.path().join(file)).unwrap();
     }
-    let repo = || ModelRepo::open_with(dir.path().to_str().unwrap(), None, &offline()).unwrap();
-
     // No weights at all.
-    let err = Wav2Vec2Model::load(&repo(), &Device::Cpu, &mut |_| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_error(dir.path());
     assert!(err.contains("model.safetensors"), "{err}");
 
     // A tensor missing.
@@ -308,10 +312,7 @@ fn broken_checkpoints_are_named() {
     let removed = "wav2vec2.encoder.layers.1.feed_forward.output_dense.weight";
     tensors.remove(removed);
     candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
-    let err = Wav2Vec2Model::load(&repo(), &Device::Cpu, &mut |_| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_error(dir.path());
     assert!(
         err.contains("model.safetensors") && err.contains(removed),
         "{err}"
@@ -326,10 +327,7 @@ fn broken_checkpoints_are_named() {
         Tensor::zeros((7, 7), candle_core::DType::F32, &Device::Cpu).unwrap(),
     );
     candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
-    let err = Wav2Vec2Model::load(&repo(), &Device::Cpu, &mut |_| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_error(dir.path());
     assert!(err.contains(name) && err.contains("[7, 7]"), "{err}");
 
     // A configuration that cannot be.
@@ -343,19 +341,13 @@ fn broken_checkpoints_are_named() {
         r#"{"hidden_size": 30, "num_attention_heads": 4}"#,
     )
     .unwrap();
-    let err = Wav2Vec2Model::load(&repo(), &Device::Cpu, &mut |_| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_error(dir.path());
     assert!(
         err.contains("config.json") && err.contains("num_attention_heads"),
         "{err}"
     );
     std::fs::write(dir.path().join("config.json"), "{ not json").unwrap();
-    let err = Wav2Vec2Model::load(&repo(), &Device::Cpu, &mut |_| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_error(dir.path());
     assert!(
         err.contains("config.json") && err.contains("line 1"),
         "{err}"
@@ -371,7 +363,7 @@ fn too_short_audio_is_a_clear_error() {
             Layer::Last,
             false,
             Windowing::DEFAULT,
-            &never_windowed,
+            &not_cancelled,
         )
         .err()
         .unwrap()
@@ -383,7 +375,7 @@ fn too_short_audio_is_a_clear_error() {
             Layer::Index(9),
             false,
             Windowing::DEFAULT,
-            &never_windowed,
+            &not_cancelled,
         )
         .err()
         .unwrap()

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use super::support::{
     FnOperation, SpecExt, audio_error, choice, integer, load, number, spec, to_value, usize_param,
 };
+use super::wav2vec2::DecodedInput;
 use crate::audio::{self, FeatureParams, PatternParams};
 use crate::engine::{OpContext, OpError};
 use crate::workflow::StepType;
@@ -282,22 +283,29 @@ fn run_compare(ctx: &OpContext<'_>) -> Result<Value, OpError> {
     use audio::compare::{SignalStats, compare_features, noise_floor_db};
     let threshold = ctx.f64_param("threshold")?;
     let p = FeatureParams::default();
+    let model = ctx.param("model").and_then(Value::as_str);
     let mut measured = Vec::with_capacity(2);
+    // Kept only when the model needs them too, so each file is decoded once.
+    let mut decoded = Vec::new();
     for (i, input) in ["reference", "candidate"].into_iter().enumerate() {
         ctx.progress.report(i as f32 * 0.5, input);
-        let (buffer, _) = load(ctx, input)?;
+        let (buffer, path) = load(ctx, input)?;
         let features = audio::extract_features(&buffer, &p).map_err(audio_error)?;
         ctx.cancel.check()?;
         let stats = SignalStats {
             noise_floor_db: noise_floor_db(&buffer.to_mono(), p.n_fft, p.hop_length),
         };
         measured.push((features, stats));
+        if model.is_some() {
+            decoded.push((input, path, buffer));
+        }
     }
     let mut extra = Vec::new();
-    if let Some(model) = ctx.param("model").and_then(Value::as_str) {
+    if let (Some(model), [reference, candidate]) = (model, decoded.as_slice()) {
         ctx.progress.report(0.6, "embedding similarity");
-        let similarity =
-            super::wav2vec2::embedding_similarity(ctx, model, "reference", "candidate")?;
+        let inputs =
+            [reference, candidate].map(|(name, path, buffer)| DecodedInput { name, path, buffer });
+        let similarity = super::wav2vec2::embedding_similarity(ctx, model, inputs)?;
         extra.push(audio::compare::ExtraAspect {
             name: "embeddingSimilarity".into(),
             score: similarity.max(0.0),

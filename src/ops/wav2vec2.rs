@@ -97,13 +97,13 @@ pub fn transcribe() -> FnOperation {
     }
 }
 
-/// Decodes input `name` and brings it to the model's input: mono at its rate.
+/// Brings decoded input `name` (read from `path`) to the model's input: mono at its rate.
 fn model_input(
     ctx: &OpContext<'_>,
-    name: &str,
+    input: DecodedInput<'_>,
     model: &Wav2Vec2Model,
 ) -> Result<Vec<f32>, OpError> {
-    let (buffer, path) = load(ctx, name)?;
+    let DecodedInput { name, path, buffer } = input;
     let mono = AudioBuffer::mono(buffer.sample_rate(), buffer.to_mono()).map_err(audio_error)?;
     let mono = if mono.sample_rate() == model.sample_rate() {
         mono
@@ -121,6 +121,31 @@ fn model_input(
         )));
     }
     Ok(samples)
+}
+
+/// An input already decoded, with its name and file for messages.
+#[derive(Clone, Copy)]
+pub struct DecodedInput<'a> {
+    pub name: &'a str,
+    pub path: &'a std::path::Path,
+    pub buffer: &'a AudioBuffer,
+}
+
+/// Runs the model over the audio bound to input `name`.
+fn frames_of_input(
+    ctx: &OpContext<'_>,
+    name: &str,
+    model: &Wav2Vec2Model,
+    layer: Layer,
+    want_logits: bool,
+) -> Result<(Frames, f64), OpError> {
+    let (buffer, path) = load(ctx, name)?;
+    let input = DecodedInput {
+        name,
+        path: &path,
+        buffer: &buffer,
+    };
+    frames(ctx, input, model, layer, want_logits)
 }
 
 fn windowing(ctx: &OpContext<'_>, model: &Wav2Vec2Model) -> Result<Windowing, OpError> {
@@ -142,12 +167,12 @@ fn windowing(ctx: &OpContext<'_>, model: &Wav2Vec2Model) -> Result<Windowing, Op
 /// Runs the model over input `name`, reporting progress between 0.1 and 0.9.
 fn frames(
     ctx: &OpContext<'_>,
-    name: &str,
+    input: DecodedInput<'_>,
     model: &Wav2Vec2Model,
     layer: Layer,
     want_logits: bool,
 ) -> Result<(Frames, f64), OpError> {
-    let samples = model_input(ctx, name, model)?;
+    let samples = model_input(ctx, input, model)?;
     let duration = samples.len() as f64 / model.sample_rate() as f64;
     ctx.progress
         .report(0.15, &format!("running {}", model.name()));
@@ -173,7 +198,7 @@ fn run_embed(ctx: &OpContext<'_>) -> Result<Value, OpError> {
         Some(_) => Layer::Index(super::support::usize_param(ctx, "layer")?),
     };
     let pooling = ctx.str_param("pooling")?;
-    let (frames, _) = frames(ctx, "audio", &model, layer, false)?;
+    let (frames, _) = frames_of_input(ctx, "audio", &model, layer, false)?;
     let embedding = pool(&frames.hidden, pooling).map_err(|e| OpError::failed(e.to_string()))?;
     let mut result = json!({
         "dimensions": embedding.len(),
@@ -227,7 +252,7 @@ fn run_transcribe(ctx: &OpContext<'_>) -> Result<Value, OpError> {
             model.name()
         )));
     }
-    let (frames, duration) = frames(ctx, "audio", &model, Layer::Last, true)?;
+    let (frames, duration) = frames_of_input(ctx, "audio", &model, Layer::Last, true)?;
     let Some(logits) = &frames.logits else {
         return Err(OpError::failed("the model gave no logits"));
     };
@@ -248,18 +273,17 @@ fn run_transcribe(ctx: &OpContext<'_>) -> Result<Value, OpError> {
     }))
 }
 
-/// Cosine similarity of the mean-pooled last hidden states of two inputs, for
-/// `analysis/compare`.
+/// Cosine similarity of the mean-pooled last hidden states of two decoded inputs, for
+/// `analysis/compare`, which has decoded them already.
 pub fn embedding_similarity(
     ctx: &OpContext<'_>,
     model_name: &str,
-    reference: &str,
-    candidate: &str,
+    inputs: [DecodedInput<'_>; 2],
 ) -> Result<f64, OpError> {
     let model = wav2vec2(ctx, model_name)?;
     let mut vectors = Vec::with_capacity(2);
-    for name in [reference, candidate] {
-        let (frames, _) = frames(ctx, name, &model, Layer::Last, false)?;
+    for input in inputs {
+        let (frames, _) = frames(ctx, input, &model, Layer::Last, false)?;
         vectors.push(pool(&frames.hidden, "mean").map_err(|e| OpError::failed(e.to_string()))?);
     }
     Ok(cosine(&vectors[0], &vectors[1]))
