@@ -668,3 +668,36 @@ fn the_context_repository_scopes_items_to_workflows_and_executions() {
     assert_eq!(theirs.len(), 1);
     assert!(theirs[0].tags.contains(&"step:a".to_string()));
 }
+
+#[test]
+fn parameter_references_read_run_parameters_and_must_be_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _ops) = engine(dir.path(), 2);
+    let steps = json!({
+        "a": {"type": "transformation", "operation": "add", "inputs": [{"source": "parameter", "key": "start"}],
+              "parameters": {"amount": "parameter.step"}, "nextSteps": {"default": "b"}},
+        "b": {"type": "transformation", "operation": "add", "inputs": [{"source": "previous_step", "key": "a.result"}],
+              "parameters": {"amount": "parameter.step"}}
+    });
+    let wf = workflow(
+        "by-parameter",
+        "a",
+        json!({"start": 1, "step": 2}),
+        steps.clone(),
+    );
+    let id = engine
+        .run(wf, params(json!({"step": 5})), RunOptions::default())
+        .unwrap();
+    let run = engine.wait(&id, WAIT).unwrap();
+    assert_eq!(run.status, ExecutionStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.results["b"]["value"], json!(11.0));
+
+    let undeclared = workflow("undeclared", "a", json!({"start": 1}), steps);
+    let report = engine.validate(&undeclared);
+    let problem = report
+        .errors()
+        .find(|p| p.code == "undeclared-parameter")
+        .expect("an undeclared-parameter problem");
+    assert_eq!(problem.field, "steps.a.parameters.amount");
+    assert!(problem.message.contains("`step`"), "{}", problem.message);
+}

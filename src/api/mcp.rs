@@ -574,7 +574,9 @@ audio files must lie inside the server's workspace roots); \
 {\"source\": \"context\", \"key\": \"<step>.result.<path>\"} is like previous_step but falls back \
 to the stored result of that step from earlier runs of the workflow.\n\
 A step parameter given as the string \"context.<step>.result.<path>\" is replaced at run time \
-by that value (e.g. \"gainDb\": \"context.measure.result.gainDb\").\n\
+by that value (e.g. \"gainDb\": \"context.measure.result.gainDb\"); the string \
+\"parameter.<name>\" is replaced by the run parameter <name>, which the workflow must declare \
+(e.g. \"prompt\": \"parameter.prompt\").\n\
 Conditions: a step may have `condition` {\"operator\": equals|contains|greater_than|less_than, \
 \"leftOperand\": \"result.<key>\" (a path into this step's own result), \"rightOperand\": <JSON \
 value>}; its `nextSteps.conditional` is a list of {\"condition\": \"true\"|\"false\", \"stepId\": \

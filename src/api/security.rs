@@ -7,6 +7,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::engine::{Engine, InputKind, ParamKind};
+use crate::workflow::validate::{PARAMETER_PREFIX, is_runtime_reference};
 use crate::workflow::{InputSource, ParamMap, Workflow};
 
 /// Whether `presented` is the token, compared in constant time.
@@ -85,7 +86,8 @@ impl Roots {
 }
 
 /// Checks the paths a workflow names in `path` parameters against the workspace roots
-/// (`context.` references are resolved at run time and are not paths).
+/// (`context.` and `parameter.` references are resolved at run time and are not paths; the
+/// run parameters they read are confined by [`confine_audio_parameters`]).
 pub fn confine_workflow_paths(
     engine: &Engine,
     roots: &Roots,
@@ -101,7 +103,7 @@ pub fn confine_workflow_paths(
                 .param(name)
                 .is_some_and(|p| matches!(p.kind, ParamKind::Path { .. }));
             if let (true, Some(path)) = (is_path, value.as_str())
-                && !path.starts_with("context.")
+                && !is_runtime_reference(path)
             {
                 roots
                     .confine(path)
@@ -112,20 +114,48 @@ pub fn confine_workflow_paths(
     Ok(())
 }
 
-/// Run parameters (given, or the workflow's defaults) that feed audio inputs must name files
-/// inside the workspace roots; they are replaced in `parameters` by their canonical paths.
+/// Run parameters (given, or the workflow's defaults) that feed audio inputs or path
+/// parameters (`"parameter.<name>"`) must name files inside the workspace roots; they are
+/// replaced in `parameters` by their canonical paths.
 pub fn confine_audio_parameters(
     engine: &Engine,
     roots: &Roots,
     workflow: &Workflow,
     parameters: &mut ParamMap,
 ) -> Result<(), String> {
+    let confine = |name: &str, parameters: &mut ParamMap| -> Result<(), String> {
+        let value = parameters
+            .get(name)
+            .or_else(|| workflow.parameters.get(name));
+        if let Some(Value::String(path)) = value {
+            let confined = roots
+                .confine(path)
+                .map_err(|e| format!("parameter `{name}`: {e}"))?;
+            parameters.insert(
+                name.to_string(),
+                Value::String(confined.to_string_lossy().into_owned()),
+            );
+        }
+        Ok(())
+    };
     for step in workflow.steps.values() {
-        let declared = engine
-            .registry()
-            .get(step.step_type, &step.operation)
-            .map(|op| op.spec().inputs.clone())
-            .unwrap_or_default();
+        let op = engine.registry().get(step.step_type, &step.operation);
+        let declared = op.map(|op| op.spec().inputs.clone()).unwrap_or_default();
+        for (name, value) in &step.parameters {
+            let is_path = op.is_some_and(|op| {
+                op.spec()
+                    .param(name)
+                    .is_some_and(|p| matches!(p.kind, ParamKind::Path { .. }))
+            });
+            if let (true, Some(param)) = (
+                is_path,
+                value
+                    .as_str()
+                    .and_then(|s| s.strip_prefix(PARAMETER_PREFIX)),
+            ) {
+                confine(param, parameters)?;
+            }
+        }
         for (i, input) in step.inputs.iter().enumerate() {
             if input.source != InputSource::Parameter {
                 continue;
@@ -139,18 +169,7 @@ pub fn confine_audio_parameters(
             if spec.is_none_or(|s| s.kind != InputKind::Audio) {
                 continue;
             }
-            let value = parameters
-                .get(&input.key)
-                .or_else(|| workflow.parameters.get(&input.key));
-            if let Some(Value::String(path)) = value {
-                let confined = roots
-                    .confine(path)
-                    .map_err(|e| format!("parameter `{}`: {e}", input.key))?;
-                parameters.insert(
-                    input.key.clone(),
-                    Value::String(confined.to_string_lossy().into_owned()),
-                );
-            }
+            confine(&input.key, parameters)?;
         }
     }
     Ok(())

@@ -26,7 +26,7 @@ use super::resolve::{evaluate_condition, lookup, parse_result_ref};
 use super::scheduler::{Scheduler, TaskInfo, TaskOutcome, TaskSpec, panic_message};
 use super::store::{ExecutionRecord, StepRunRecord, StepRunStatus, Store, StoreError};
 use super::timer::Timer;
-use crate::workflow::validate::CONTEXT_PREFIX;
+use crate::workflow::validate::{CONTEXT_PREFIX, PARAMETER_PREFIX};
 use crate::workflow::{
     DEFAULT_MAX_ITERATIONS, InputSource, ParamMap, Report, StepType, Workflow, WorkflowStep,
 };
@@ -1055,7 +1055,8 @@ fn read_context(inner: &Inner, execution: &Execution, key: &str) -> Result<Value
         .ok_or_else(|| format!("the result of `{}` has no `{}`", r.step, r.path))
 }
 
-/// Replaces every parameter string `"context.<step>.result.<path>"` with the value it names.
+/// Replaces every parameter string `"context.<step>.result.<path>"` and
+/// `"parameter.<name>"` with the value it names.
 fn resolve_params(
     inner: &Inner,
     execution: &Execution,
@@ -1068,11 +1069,23 @@ fn resolve_params(
         value: &Value,
     ) -> Result<Value, String> {
         Ok(match value {
-            Value::String(s) => match s.strip_prefix(CONTEXT_PREFIX) {
-                Some(key) => read_context(inner, execution, key)
-                    .map_err(|e| format!("parameter `{name}` (`{s}`): {e}"))?,
-                None => value.clone(),
-            },
+            Value::String(s) => {
+                if let Some(key) = s.strip_prefix(CONTEXT_PREFIX) {
+                    read_context(inner, execution, key)
+                        .map_err(|e| format!("parameter `{name}` (`{s}`): {e}"))?
+                } else if let Some(param) = s.strip_prefix(PARAMETER_PREFIX) {
+                    match execution.params.get(param) {
+                        Some(v) if !v.is_null() => v.clone(),
+                        _ => {
+                            return Err(format!(
+                                "parameter `{name}` (`{s}`): run parameter `{param}` was not given"
+                            ));
+                        }
+                    }
+                } else {
+                    value.clone()
+                }
+            }
             Value::Array(items) => Value::Array(
                 items
                     .iter()

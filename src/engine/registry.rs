@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::workflow::validate::{CONTEXT_PREFIX, step_field};
+use crate::workflow::validate::{is_runtime_reference, step_field};
 use crate::workflow::{ParamMap, Problem, StepCatalog, StepType, WorkflowStep};
 
 use super::operation::{Operation, OperationSpec, ParamKind, ParamSpec, json_kind};
@@ -207,10 +207,11 @@ impl StepCatalog for OperationRegistry {
 }
 
 /// Why `value` does not fit `spec`, if it does not. Strings that read the context
-/// (`context.<step>.result…`) are resolved at run time and pass.
+/// (`context.<step>.result…`) or a run parameter (`parameter.<name>`) are resolved at run
+/// time and pass.
 pub fn param_problem(spec: &ParamSpec, value: &Value) -> Option<String> {
     if let Value::String(s) = value
-        && s.starts_with(CONTEXT_PREFIX)
+        && is_runtime_reference(s)
     {
         return None;
     }

@@ -160,6 +160,15 @@ struct Reference<'a> {
 /// The prefix of a parameter string that reads another step's result from the context.
 pub const CONTEXT_PREFIX: &str = "context.";
 
+/// The prefix of a parameter string that reads a run parameter (`"parameter.prompt"`), so
+/// one run parameter can set a value in many steps, and optimisation can tune it.
+pub const PARAMETER_PREFIX: &str = "parameter.";
+
+/// Whether a step parameter value is a reference resolved at run time.
+pub fn is_runtime_reference(s: &str) -> bool {
+    s.starts_with(CONTEXT_PREFIX) || s.starts_with(PARAMETER_PREFIX)
+}
+
 /// Splits `"<step>.<rest>"` at the first dot.
 fn split_reference(key: &str) -> (&str, &str) {
     key.split_once('.').unwrap_or((key, ""))
@@ -295,6 +304,27 @@ fn check_step_fields(workflow: &Workflow, key: &str, step: &WorkflowStep, out: &
                 )),
             );
         }
+    }
+    for (name, value) in &step.parameters {
+        visit_strings(value, &mut |s| {
+            if let Some(param) = s.strip_prefix(PARAMETER_PREFIX)
+                && !workflow.parameters.contains_key(param)
+            {
+                out.push(
+                    Problem::error(
+                        "undeclared-parameter",
+                        Some(key),
+                        step_field(key, &format!("parameters.{name}")),
+                        format!(
+                            "`{s}` reads run parameter `{param}`, which the workflow does not declare"
+                        ),
+                    )
+                    .with_hint(format!(
+                        "add `{param}` to the workflow's parameters (null if it must be given at run time)"
+                    )),
+                );
+            }
+        });
     }
 
     check_condition(key, step, out);
