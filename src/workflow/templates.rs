@@ -27,6 +27,11 @@ pub const TEMPLATES: &[Template] = &[
         description: "Onsets, tempo, beats, sections, spectral features and loudness of a clip",
         text: include_str!("../../workflows/rhythm-report.ron"),
     },
+    Template {
+        name: "match-reference",
+        description: "High-pass and gain a recording, score it against a reference; `optimize` tunes the cutoff and gain",
+        text: include_str!("../../workflows/match-reference.ron"),
+    },
 ];
 
 /// The template called `name`.

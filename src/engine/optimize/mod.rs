@@ -52,7 +52,7 @@ pub struct StudyDefinition {
     /// Replaces the section's objective.
     pub objective: Option<String>,
     pub direction: Option<Direction>,
-    /// Run parameters every trial shares.
+    /// Run parameters every trial shares; naming one the section tunes pins it.
     pub fixed: ParamMap,
     /// Seeds the start design and the sampler (default: from the clock).
     pub seed: Option<u64>,
@@ -140,6 +140,16 @@ impl Study {
             budget: None,
             patience: None,
         });
+        // A value fixed by the caller pins a parameter the section would tune.
+        for name in definition.fixed.keys() {
+            optimization.parameters.shift_remove(name);
+        }
+        let conflicts: Vec<String> = definition
+            .tune
+            .keys()
+            .filter(|name| definition.fixed.contains_key(*name))
+            .map(|name| format!("  parameters.{name}: `{name}` is both tuned and fixed"))
+            .collect();
         optimization.parameters.extend(definition.tune);
         if let Some(objective) = definition.objective {
             optimization.objective = objective;
@@ -161,13 +171,7 @@ impl Study {
                 "  optimization.objective: no objective: name one (`<step>.result.<path>`)".into(),
             );
         }
-        for name in definition.fixed.keys() {
-            if optimization.parameters.contains_key(name) {
-                problems.push(format!(
-                    "  parameters.{name}: `{name}` is both tuned and fixed"
-                ));
-            }
-        }
+        problems.extend(conflicts);
         if !problems.is_empty() {
             return Err(OptimizeError::Invalid {
                 workflow: workflow_id.to_string(),
