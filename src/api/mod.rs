@@ -171,3 +171,102 @@ pub fn serve(engine: Engine, config: ApiConfig) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+/// The API served from a thread of this process (the editor's "Serve API" switch); stops
+/// when stopped or dropped.
+pub struct ServerHandle {
+    pub addr: std::net::SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Stops accepting requests, lets those in flight finish, and waits for the thread.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Starts serving the API on a thread of its own and returns once it listens (or could
+/// not: the address is taken, or a non-loopback bind has no token).
+pub fn spawn(engine: Engine, config: ApiConfig) -> anyhow::Result<ServerHandle> {
+    security::check_bind(config.bind, config.token.as_deref()).map_err(anyhow::Error::msg)?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<std::net::SocketAddr>>();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("grym-api".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .thread_name("grym-api-worker")
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::bind(config.bind).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(anyhow::anyhow!(
+                            "cannot listen on {}: {e}",
+                            config.bind
+                        )));
+                        return;
+                    }
+                };
+                match listener.local_addr() {
+                    Ok(addr) => {
+                        let _ = ready_tx.send(Ok(addr));
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                }
+                let app = router(engine, config.token, &config.roots);
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = shutdown_rx.await;
+                    })
+                    .await
+                {
+                    tracing::error!("the API server stopped: {e}");
+                }
+            });
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(addr)) => Ok(ServerHandle {
+            addr,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            anyhow::bail!("the API thread ended before it listened")
+        }
+    }
+}

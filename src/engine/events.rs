@@ -65,6 +65,15 @@ pub enum Event {
         #[serde(with = "crate::engine::timefmt")]
         at: SystemTime,
     },
+    /// A workflow was stored as a new version (saved, updated, rolled back or deleted),
+    /// by the editor, the API or a study.
+    WorkflowSaved {
+        workflow_id: String,
+        version: u32,
+        created_by: String,
+        /// The version records a deletion.
+        deleted: bool,
+    },
     Log {
         #[serde(skip_serializing_if = "Option::is_none")]
         execution_id: Option<String>,
@@ -84,6 +93,7 @@ impl Event {
             | Event::StepFailed { execution_id, .. }
             | Event::ExecutionFinished { execution_id, .. } => Some(execution_id),
             Event::Log { execution_id, .. } => execution_id.as_deref(),
+            Event::WorkflowSaved { .. } => None,
         }
     }
 }

@@ -224,10 +224,17 @@ impl Engine {
             .inner
             .store
             .save_workflow_version(&workflow.id, &json, who, &note)?;
+        let id = workflow.id.clone();
         self.inner
             .workflows
             .write()
-            .insert(workflow.id.clone(), Arc::new(workflow));
+            .insert(id.clone(), Arc::new(workflow));
+        self.inner.events.emit_with(|| Event::WorkflowSaved {
+            workflow_id: id,
+            version,
+            created_by: who.to_string(),
+            deleted: false,
+        });
         Ok((report, version))
     }
 
@@ -291,9 +298,16 @@ impl Engine {
         if self.inner.workflows.write().remove(id).is_none() {
             return Err(EngineError::UnknownWorkflow(id.to_string()));
         }
-        self.inner
+        let version = self
+            .inner
             .store
             .save_workflow_version(id, "", who, "deleted")?;
+        self.inner.events.emit_with(|| Event::WorkflowSaved {
+            workflow_id: id.to_string(),
+            version,
+            created_by: who.to_string(),
+            deleted: true,
+        });
         Ok(())
     }
 

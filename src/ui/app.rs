@@ -8,6 +8,7 @@ use egui::{Color32, Id, Key, KeyboardShortcut, Modifiers, RichText, Ui};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::api_link::{ApiLink, SavedElsewhere};
 use super::audio::{self, AudioPanel};
 use super::autosave::Autosave;
 use super::canvas::{Canvas, CanvasAction, NodeDecorations};
@@ -20,6 +21,7 @@ use super::optimize::{self, OptimizeAction, OptimizePanel};
 use super::palette::{self, PaletteItem};
 use super::problems;
 use super::run::{self, RunPanelAction, RunState};
+use super::versions::{self, VersionsAction, VersionsWindow};
 use crate::engine::{Engine, OperationRegistry};
 use crate::workflow::{NodePosition, ParamMap, Report, templates};
 
@@ -62,6 +64,8 @@ pub enum Pending {
     New(Option<&'static str>),
     OpenPath(PathBuf),
     OpenPrompt,
+    /// Open a workflow the engine holds (one saved through the API).
+    OpenRegistered(String),
     Close,
 }
 
@@ -92,6 +96,10 @@ pub struct Editor {
     pub optimize: OptimizePanel,
     /// Typed values of the run parameters a study does not tune.
     pub optimize_fixed: Vec<(String, String)>,
+    /// The REST API served from the editor, and what arrived through it.
+    pub api_link: ApiLink,
+    /// Stored versions of the open workflow.
+    pub versions: VersionsWindow,
     pub report: Report,
     report_revision: Option<u64>,
     engine: Option<Engine>,
@@ -135,6 +143,8 @@ impl Editor {
             autosave,
             optimize: OptimizePanel::default(),
             optimize_fixed: Vec::new(),
+            api_link: ApiLink::default(),
+            versions: VersionsWindow::default(),
             report: Report::default(),
             report_revision: None,
             engine,
@@ -318,6 +328,90 @@ impl Editor {
         self.prepare_layout();
     }
 
+    /// Opens the engine's current version of workflow `id` as a new, unsaved document.
+    pub fn open_registered(&mut self, id: &str) {
+        match self.engine.as_ref().and_then(|e| e.workflow(id)) {
+            Some(wf) => {
+                self.doc = Document::new((*wf).clone(), None);
+                self.prepare_layout();
+                self.info(format!("Opened workflow {id} from the engine"));
+            }
+            None => self.error(format!("The engine has no workflow {id}")),
+        }
+    }
+
+    /// Follows versions stored through the API: a new version of the open workflow
+    /// replaces its content as an undoable edit (positions kept, new steps placed); others
+    /// are listed in the API menu to open.
+    fn follow_api(&mut self, saved: Vec<SavedElsewhere>) {
+        for notice in saved {
+            let open_id = self.doc.workflow().id.clone();
+            if notice.workflow_id == open_id && !notice.deleted {
+                let Some(stored) = self.engine.as_ref().and_then(|e| e.workflow(&open_id)) else {
+                    continue;
+                };
+                let mut incoming = (*stored).clone();
+                if incoming == *self.doc.workflow() {
+                    continue;
+                }
+                if incoming.layout.is_none() {
+                    incoming.layout = self.doc.workflow().layout.clone();
+                }
+                edits::auto_layout(&mut incoming, true);
+                self.doc
+                    .edit(&format!("Update from {}", notice.created_by), |w| {
+                        *w = incoming
+                    });
+                self.fix_selection();
+                self.info(format!(
+                    "{} stored version {} of this workflow; Ctrl+Z takes it back",
+                    notice.created_by, notice.version
+                ));
+            } else {
+                self.api_link
+                    .saved
+                    .retain(|s| s.workflow_id != notice.workflow_id);
+                self.api_link.saved.push(notice);
+            }
+        }
+    }
+
+    pub fn versions_action(&mut self, action: VersionsAction) {
+        let Some(engine) = self.engine.clone() else {
+            return;
+        };
+        match action {
+            VersionsAction::Refresh => self.versions.refresh(&engine),
+            VersionsAction::Open(v) => match self.versions.workflow_of(v) {
+                Some(mut wf) => {
+                    edits::auto_layout(&mut wf, true);
+                    self.doc.edit(&format!("Open version {v}"), |w| *w = wf);
+                    self.fix_selection();
+                }
+                None => self.error(format!("Version {v} cannot be opened")),
+            },
+            VersionsAction::RollBack(v) => {
+                let id = self.versions.workflow_id.clone();
+                match engine.rollback(&id, v, "editor") {
+                    Ok((_, new_version)) => {
+                        if let Some(wf) = engine.workflow(&id) {
+                            let mut wf = (*wf).clone();
+                            edits::auto_layout(&mut wf, true);
+                            self.doc
+                                .edit(&format!("Roll back to version {v}"), |w| *w = wf);
+                            self.fix_selection();
+                        }
+                        self.info(format!(
+                            "Rolled back to version {v}, stored as version {new_version}"
+                        ));
+                        self.versions.refresh(&engine);
+                    }
+                    Err(e) => self.error(format!("Roll back: {e}")),
+                }
+            }
+        }
+    }
+
     /// Saves to the document's file, or asks for one.
     pub fn save(&mut self) -> bool {
         match self.doc.path.clone() {
@@ -372,6 +466,7 @@ impl Editor {
             Pending::New(t) => self.new_now(t),
             Pending::OpenPath(p) => self.open_now(&p),
             Pending::OpenPrompt => self.ask_path(FilePurpose::Open),
+            Pending::OpenRegistered(id) => self.open_registered(&id),
             Pending::Close => {
                 self.allow_close = true;
             }
@@ -614,10 +709,24 @@ impl Editor {
         // Background work first: engine events, file dialogs.
         self.run.poll(self.engine.as_ref());
         self.optimize.poll(self.engine.as_ref());
+        self.versions.poll();
+        let saved = self.api_link.poll();
+        if !saved.is_empty() {
+            self.follow_api(saved);
+        }
         if let Some((purpose, path)) = self.files.poll() {
             self.file_chosen(purpose, path);
         }
-        if self.run.is_busy() || self.optimize.is_busy() || self.files.is_open() {
+        if self.api_link.is_serving() {
+            // Requests arrive at any time; look for their effects a few times a second.
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(250));
+        }
+        if self.run.is_busy()
+            || self.optimize.is_busy()
+            || self.versions.is_busy()
+            || self.files.is_open()
+        {
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(50));
         }
@@ -709,6 +818,9 @@ impl Editor {
             });
 
         self.dialogs(ui);
+        for action in versions::show(ui.ctx(), &mut self.versions, self.doc.workflow()) {
+            self.versions_action(action);
+        }
     }
 
     fn handle_close(&mut self, ui: &Ui) {
@@ -814,6 +926,20 @@ impl Editor {
                     ui.close();
                 }
             });
+            ui.menu_button("Workflow", |ui| {
+                if ui
+                    .add_enabled(self.engine.is_some(), egui::Button::new("Versions…"))
+                    .on_hover_text("every stored version of this workflow: who, when, what changed; open or roll back")
+                    .clicked()
+                {
+                    if let Some(engine) = &self.engine {
+                        let id = self.doc.workflow().id.clone();
+                        self.versions.show_for(engine, &id);
+                    }
+                    ui.close();
+                }
+            });
+            ui.menu_button("API", |ui| self.api_menu(ui));
             ui.menu_button("View", |ui| {
                 ui.checkbox(&mut self.settings.show_palette, "Palette");
                 ui.checkbox(&mut self.settings.show_inspector, "Inspector");
@@ -841,6 +967,54 @@ impl Editor {
         });
     }
 
+    fn api_menu(&mut self, ui: &mut Ui) {
+        let Some(engine) = self.engine.clone() else {
+            ui.weak("No engine: the API cannot be served");
+            return;
+        };
+        let mut serving = self.api_link.is_serving();
+        ui.horizontal(|ui| {
+            if ui
+                .checkbox(&mut serving, "Serve the REST API on 127.0.0.1:")
+                .on_hover_text("programs and LLMs can then build and run workflows in this editor's engine; what they save to the open workflow appears on the canvas")
+                .changed()
+            {
+                if serving {
+                    self.api_link.start(&engine);
+                } else {
+                    self.api_link.stop();
+                }
+            }
+            ui.add_enabled(
+                !self.api_link.is_serving(),
+                egui::DragValue::new(&mut self.api_link.port).range(1..=65535),
+            );
+        });
+        if let Some(url) = self.api_link.url() {
+            ui.label(RichText::new(&url).monospace());
+            if ui.button("Copy address").clicked() {
+                ui.ctx().copy_text(url);
+                ui.close();
+            }
+        }
+        if let Some(e) = &self.api_link.error {
+            ui.colored_label(super::theme::ERROR, e);
+        }
+        if !self.api_link.saved.is_empty() {
+            ui.separator();
+            ui.weak("Saved through the API:");
+            for s in self.api_link.saved.clone().iter().rev() {
+                let label = format!("{} (v{}, {})", s.workflow_id, s.version, s.created_by);
+                if s.deleted {
+                    ui.weak(format!("{label}: deleted"));
+                } else if ui.button(format!("Open {label}")).clicked() {
+                    self.request(Pending::OpenRegistered(s.workflow_id.clone()));
+                    ui.close();
+                }
+            }
+        }
+    }
+
     fn status_bar(&mut self, ui: &mut Ui) {
         ui.horizontal(|ui| {
             let path = self
@@ -856,6 +1030,9 @@ impl Editor {
                 ui.label(
                     RichText::new(format!("engine unavailable: {e}")).color(super::theme::ERROR),
                 );
+            }
+            if let Some(url) = self.api_link.url() {
+                ui.label(RichText::new(format!("API on {url}")).color(super::theme::DATA));
             }
             if let Some((text, is_error)) = &self.status {
                 let color = if *is_error {

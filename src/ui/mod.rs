@@ -8,6 +8,7 @@
 //! back as actions that change the model. The engine is only reached through its [`Engine`]
 //! handle and event channel, and calls that may wait run on background threads.
 
+pub mod api_link;
 pub mod app;
 pub mod audio;
 pub mod autosave;
@@ -22,6 +23,7 @@ pub mod palette;
 pub mod problems;
 pub mod run;
 pub mod theme;
+pub mod versions;
 pub mod waveform;
 
 use std::path::{Path, PathBuf};

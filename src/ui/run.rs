@@ -392,6 +392,8 @@ impl RunState {
                 }
             }
             Event::Log { level, message, .. } => self.log.push((level, message)),
+            // The editor follows workflow versions elsewhere (the API link).
+            Event::WorkflowSaved { .. } => {}
         }
     }
 
