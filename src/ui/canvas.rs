@@ -608,7 +608,7 @@ impl SnarlViewer<StepNode> for Viewer<'_> {
                 ui.label(RichText::new("▶").color(Color32::LIGHT_GREEN))
                     .on_hover_text("initial step");
             }
-            ui.label(RichText::new(&id).strong().color(Color32::WHITE));
+            painted_label(ui, RichText::new(&id).strong().color(Color32::WHITE));
         });
     }
 
@@ -636,7 +636,7 @@ impl SnarlViewer<StepNode> for Viewer<'_> {
             return PinInfo::circle();
         };
         if pin.id.input == 0 {
-            ui.label(RichText::new("flow").color(theme::FLOW));
+            painted_label(ui, RichText::new("flow").color(theme::FLOW));
             self.record_pin(&id, "flow", ui);
             return PinInfo::triangle()
                 .with_fill(theme::FLOW)
@@ -656,7 +656,7 @@ impl SnarlViewer<StepNode> for Viewer<'_> {
             Some(InputSource::Context) => theme::CONTEXT,
             None => Color32::GRAY,
         };
-        ui.label(RichText::new(&label).small().color(color));
+        painted_label(ui, RichText::new(&label).small().color(color));
         self.record_pin(&id, &format!("in{index}"), ui);
         PinInfo::circle()
             .with_fill(color)
@@ -673,7 +673,7 @@ impl SnarlViewer<StepNode> for Viewer<'_> {
             return PinInfo::circle();
         };
         if pin.id.output == 0 {
-            ui.label(RichText::new("result").color(theme::DATA));
+            painted_label(ui, RichText::new("result").color(theme::DATA));
             self.record_pin(&id, "result", ui);
             return PinInfo::circle()
                 .with_fill(theme::DATA)
@@ -694,7 +694,7 @@ impl SnarlViewer<StepNode> for Viewer<'_> {
             FlowPort::Branch(true) => theme::TRUE,
             FlowPort::Branch(false) => theme::FALSE,
         };
-        ui.label(RichText::new(port.label()).color(color));
+        painted_label(ui, RichText::new(port.label()).color(color));
         self.record_pin(&id, port.label(), ui);
         PinInfo::triangle().with_fill(color).with_wire_color(color)
     }
@@ -724,7 +724,8 @@ impl SnarlViewer<StepNode> for Viewer<'_> {
             } else {
                 step.qualified_operation()
             };
-            ui.label(
+            painted_label(
+                ui,
                 RichText::new(op)
                     .monospace()
                     .small()
@@ -934,6 +935,24 @@ impl SnarlViewer<StepNode> for Viewer<'_> {
             }
         }
         self.to_global = *to_global;
+    }
+}
+
+/// Text drawn without a widget: a node carries a dozen labels, and with hundreds of nodes
+/// on screen egui's per-widget bookkeeping (ids, hit-test rects, responses) costs more than
+/// the drawing. The text is laid out (and cached) exactly as a label's, so nodes look the
+/// same; it is just not interactive, which these labels never were.
+fn painted_label(ui: &mut Ui, text: RichText) {
+    let galley = egui::WidgetText::from(text).into_galley(
+        ui,
+        Some(egui::TextWrapMode::Extend),
+        f32::INFINITY,
+        egui::TextStyle::Body,
+    );
+    let (_, rect) = ui.allocate_space(galley.size());
+    if ui.is_rect_visible(rect) {
+        let color = ui.visuals().text_color();
+        ui.painter().galley(rect.min, galley, color);
     }
 }
 
