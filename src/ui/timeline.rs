@@ -646,19 +646,17 @@ fn draw(
                 } else {
                     format!("{} · {d}", text.trim())
                 };
-                let galley_width = full.len() as f32 * 6.0;
-                let shown = if galley_width + 6.0 < r.width() {
-                    full
-                } else {
-                    text.trim().to_string()
-                };
-                plot_painter.with_clip_rect(r.intersect(plot)).text(
-                    Pos2::new(r.left() + 4.0, r.center().y),
-                    egui::Align2::LEFT_CENTER,
-                    shown,
-                    FontId::proportional(11.0),
-                    Color32::BLACK,
-                );
+                // The duration too where it fits, else the iteration alone (clipped).
+                let font = FontId::proportional(11.0);
+                let mut galley = plot_painter.layout_no_wrap(full, font.clone(), Color32::BLACK);
+                if galley.size().x + 8.0 > r.width() {
+                    galley =
+                        plot_painter.layout_no_wrap(text.trim().to_string(), font, Color32::BLACK);
+                }
+                let at = Pos2::new(r.left() + 4.0, r.center().y - galley.size().y / 2.0);
+                plot_painter
+                    .with_clip_rect(r.intersect(plot))
+                    .galley(at, galley, Color32::BLACK);
             }
 
             let id = Id::new(("timeline-bar", bar.run));

@@ -2,12 +2,10 @@
 //! from [`crate::audio::frames`], averaged down to at most [`MAX_COLUMNS`] columns and
 //! coloured into images on a background thread.
 
-use std::path::Path;
-
 use egui::{Color32, ColorImage};
 
 use crate::audio::frames::feature_frames;
-use crate::audio::{FeatureParams, decode_file};
+use crate::audio::{AudioBuffer, FeatureParams};
 
 /// Widest heat-map image; longer clips average neighbouring frames into a column.
 pub const MAX_COLUMNS: usize = 2048;
@@ -93,10 +91,9 @@ pub struct HeatMaps {
     pub chroma: ColorImage,
 }
 
-/// Decodes `path` and computes its heat maps (slow: run it on a background thread).
-pub fn compute(path: &Path) -> Result<HeatMaps, String> {
-    let audio = decode_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let frames = feature_frames(&audio, &FeatureParams::default()).map_err(|e| e.to_string())?;
+/// Computes the heat maps of `audio` (slow: run it on a background thread).
+pub fn compute(audio: &AudioBuffer) -> Result<HeatMaps, String> {
+    let frames = feature_frames(audio, &FeatureParams::default()).map_err(|e| e.to_string())?;
     let covered = frames.mfcc.len() as f64 * frames.hop_seconds;
     let mut mfcc = downsample(&frames.mfcc, MAX_COLUMNS);
     normalize_rows(&mut mfcc);

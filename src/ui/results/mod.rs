@@ -361,14 +361,15 @@ impl ResultPane {
                 self.wave.zoom_all();
             }
         });
-        let Some((_, area, visible)) = self.wave(ui, audio, FEATURES_WAVE_HEIGHT) else {
+        let Some((data, area, visible)) = self.wave(ui, audio, FEATURES_WAVE_HEIGHT) else {
             return;
         };
         if !self.heat.contains_key(&audio.path) {
+            // From the audio the wave view decoded, so the file is read once.
             let (tx, rx) = crossbeam_channel::bounded(1);
-            let path = audio.path.clone();
+            let samples = Arc::clone(&data.audio);
             std::thread::spawn(move || {
-                let _ = tx.send(heatmap::compute(&path));
+                let _ = tx.send(heatmap::compute(&samples));
             });
             self.heat.insert(audio.path.clone(), HeatState::Pending(rx));
         }
