@@ -3,7 +3,9 @@
 //! - a 300-step workflow on the canvas, every node in view;
 //! - the audio panel showing one hour of 48 kHz audio (levels already computed), once with
 //!   the view standing still and once scrolling, so the per-column envelope is recomputed
-//!   every frame.
+//!   every frame;
+//! - the timeline of an execution with 10 000 step runs (a loop of five steps), whole and
+//!   zoomed in while scrolling.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +14,9 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use egui::{Pos2, Rect, Vec2};
 use grym_synth::audio::AudioBuffer;
-use grym_synth::engine::{Engine, EngineConfig};
+use grym_synth::engine::{
+    Engine, EngineConfig, ExecutionSnapshot, ExecutionStatus, StepRunRecord, StepRunStatus,
+};
 use grym_synth::ui::app::BottomTab;
 use grym_synth::ui::audio::AudioRef;
 use grym_synth::ui::waveform::WaveData;
@@ -58,8 +62,11 @@ fn frame(ctx: &egui::Context, editor: &mut Editor) -> usize {
         screen_rect: Some(Rect::from_min_size(Pos2::ZERO, SIZE)),
         ..Default::default()
     };
-    let output = ctx.run_ui(input, |ui| editor.show(ui));
-    ctx.tessellate(output.shapes, output.pixels_per_point).len()
+    let mut output = ctx.run_ui(input, |ui| editor.show(ui));
+    // No renderer takes the texture updates (debug builds check that they were handled).
+    output.textures_delta.clear();
+    ctx.tessellate(std::mem::take(&mut output.shapes), output.pixels_per_point)
+        .len()
 }
 
 /// A chain of 300 steps: loudness, gain and filter in turn, each reading the one before.
@@ -172,7 +179,64 @@ fn benches(c: &mut Criterion) {
         wave.audio.view.span = Some(1800.0);
         frame(&ctx, &mut wave)
     });
+    drop(wave);
+
+    let ctx = egui::Context::default();
+    let mut timeline = editor(&dir.path().join("c"), Document::blank());
+    timeline.settings.show_bottom = true;
+    timeline.settings.bottom_tab = BottomTab::Timeline;
+    timeline.run.show_snapshot(loop_of_10k_runs());
+    for _ in 0..5 {
+        frame(&ctx, &mut timeline);
+    }
+    both(&mut group, "timeline_10k_runs_whole", || {
+        frame(&ctx, &mut timeline)
+    });
+    // Two seconds in view, moved every frame.
+    let mut t = 0.0;
+    both(&mut group, "timeline_10k_runs_scrolling", || {
+        t = (t + 0.37) % 90.0;
+        timeline.timeline.start = t;
+        timeline.timeline.span = Some(2.0);
+        frame(&ctx, &mut timeline)
+    });
     group.finish();
+}
+
+/// A finished execution of 10 000 step runs: five steps in a loop, 10 ms each.
+fn loop_of_10k_runs() -> ExecutionSnapshot {
+    let t0 = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let step_runs: Vec<StepRunRecord> = (0..10_000u64)
+        .map(|i| StepRunRecord {
+            seq: i + 1,
+            step_id: format!("step-{}", i % 5),
+            iteration: (i / 5 + 1) as u32,
+            attempt: 1,
+            status: StepRunStatus::Completed,
+            started_at: at(10 * i),
+            finished_at: Some(at(10 * i + 9)),
+            duration_ms: Some(9.0),
+            error: None,
+            result: Some(json!({"value": i})),
+            cached: i % 7 == 0,
+            branch: None,
+        })
+        .collect();
+    ExecutionSnapshot {
+        id: "bench".into(),
+        workflow_id: "loop".into(),
+        status: ExecutionStatus::Completed,
+        error: None,
+        failed_step: None,
+        parameters: Default::default(),
+        current_step: None,
+        results: Default::default(),
+        step_runs,
+        started_at: t0,
+        finished_at: Some(at(100_000)),
+        output_dir: PathBuf::from("runs"),
+    }
 }
 
 criterion_group!(ui, benches);

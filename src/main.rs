@@ -46,6 +46,12 @@ enum Command {
     Open {
         /// Workflow file (.ron or .json).
         file: PathBuf,
+        /// Show this recorded execution's timeline (an id, or `latest`).
+        #[arg(long, value_name = "ID")]
+        execution: Option<String>,
+        /// With --execution: select this step and show its result beside the timeline.
+        #[arg(long, value_name = "STEP", requires = "execution")]
+        step: Option<String>,
     },
     /// Check workflow files and report every problem (exit 0 valid, 1 invalid, 2 unreadable).
     Validate {
@@ -237,9 +243,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let data_dir = cli.data_dir.as_deref();
     let result = match cli.command {
-        None => grym_synth::ui::run_editor(None, data_dir).map(|()| ExitCode::SUCCESS),
-        Some(Command::Open { file }) => {
-            grym_synth::ui::run_editor(Some(file), data_dir).map(|()| ExitCode::SUCCESS)
+        None => grym_synth::ui::run_editor(None, data_dir, None).map(|()| ExitCode::SUCCESS),
+        Some(Command::Open {
+            file,
+            execution,
+            step,
+        }) => {
+            let show = execution.map(|id| grym_synth::ui::ShowExecution { id, step });
+            grym_synth::ui::run_editor(Some(file), data_dir, show).map(|()| ExitCode::SUCCESS)
         }
         Some(Command::Validate { files, json }) => {
             let catalog = grym_synth::ops::builtin_registry();

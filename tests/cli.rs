@@ -145,6 +145,33 @@ fn bad_param_and_operation_arguments_are_explained() {
 }
 
 #[test]
+fn op_takes_a_repeated_input_as_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chord, clicks) = (
+        repo("tests/fixtures/audio/chord.wav"),
+        repo("tests/fixtures/audio/clicks.wav"),
+    );
+    // Either order: the mix is as long as the longer clip (clicks, 6 s), so both were read.
+    for (a, b) in [(&chord, &clicks), (&clicks, &chord)] {
+        let out = grym(
+            dir.path(),
+            &[
+                "op",
+                "transformation/mix",
+                "--input",
+                &format!("audio={}", a.display()),
+                "--input",
+                &format!("audio={}", b.display()),
+                "--json",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(result["duration"].as_f64(), Some(6.0), "{result}");
+    }
+}
+
+#[test]
 fn history_lists_nothing_in_a_fresh_data_folder() {
     let dir = tempfile::tempdir().unwrap();
     let out = grym(dir.path(), &["history", "--json"]);

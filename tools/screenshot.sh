@@ -2,18 +2,33 @@
 # Starts the editor under Xvfb (Mesa software OpenGL) with a workflow open and saves a PNG
 # of the screen.
 #   bash tools/screenshot.sh [WORKFLOW] [OUTPUT.png]
-# Defaults: workflows/audio-enhancement.ron and assets/editor.png. Needs xvfb and imagemagick
-# (tools/dev.sh installs them). SCREENSHOT_WAIT sets the seconds to wait before the capture.
+#   bash tools/screenshot.sh --timeline [OUTPUT.png]
+# Defaults: workflows/audio-enhancement.ron and assets/editor.png. With --timeline it mixes
+# a test clip from the audio fixtures (a chord over a click track), runs
+# workflows/rhythm-report.ron on it, and captures the editor showing that execution's
+# timeline with the patterns step's onsets, beats and sections over the clip (default
+# assets/timeline.png); SCREENSHOT_WORKFLOW and SCREENSHOT_STEP run another workflow (with an
+# `audioFile` parameter) and show another step's result. Needs xvfb and imagemagick
+# (tools/dev.sh installs them). SCREENSHOT_WAIT sets the seconds to wait before the capture,
+# SCREENSHOT_SIZE the screen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-workflow=${1:-workflows/audio-enhancement.ron}
-output=${2:-assets/editor.png}
+timeline=false
+if [ "${1:-}" = "--timeline" ]; then
+    timeline=true
+    shift
+    workflow=${SCREENSHOT_WORKFLOW:-workflows/rhythm-report.ron}
+    output=${1:-assets/timeline.png}
+else
+    workflow=${1:-workflows/audio-enhancement.ron}
+    output=${2:-assets/editor.png}
+fi
 wait_s=${SCREENSHOT_WAIT:-10}
 size=${SCREENSHOT_SIZE:-1400x860}
 
 cargo build --quiet --bin grym-synth
-bin=target/debug/grym-synth
+bin=${CARGO_TARGET_DIR:-target}/debug/grym-synth
 
 # A free display number.
 display=99
@@ -32,6 +47,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+open_args=()
+if $timeline; then
+    # The clip: the chord over the first half of the click track, mixed by grym-synth.
+    fixtures=tests/fixtures/audio
+    clip=$(GRYM_DATA_DIR="$scratch/grym" "$bin" op transformation/mix \
+        --input "audio=$fixtures/chord.wav" --input "audio=$fixtures/clicks.wav" \
+        --param 'gainsDb=[-2,0]' --json |
+        sed -n 's/^ *"path": *"\(.*\)",*$/\1/p' | head -n 1)
+    if [ -z "$clip" ]; then
+        echo "mixing the test clip failed" >&2
+        exit 1
+    fi
+    GRYM_DATA_DIR="$scratch/grym" "$bin" run "$workflow" --param "audioFile=$clip" >/dev/null
+    open_args=(--execution latest --step "${SCREENSHOT_STEP:-patterns}")
+fi
+
 Xvfb ":$display" -screen 0 "${size}x24" -nolisten tcp >"$scratch/xvfb.log" 2>&1 &
 xvfb=$!
 for _ in $(seq 50); do
@@ -43,7 +74,7 @@ env -u WAYLAND_DISPLAY \
     DISPLAY=":$display" LIBGL_ALWAYS_SOFTWARE=1 \
     HOME="$scratch" XDG_DATA_HOME="$scratch/data" XDG_CONFIG_HOME="$scratch/config" \
     GRYM_DATA_DIR="$scratch/grym" \
-    "$bin" open "$workflow" >"$scratch/app.log" 2>&1 &
+    "$bin" open "$workflow" "${open_args[@]}" >"$scratch/app.log" 2>&1 &
 app=$!
 sleep "$wait_s"
 if ! kill -0 "$app" 2>/dev/null; then

@@ -154,7 +154,7 @@ pub fn mean_zero_crossing_rate(y: &[f32], frame: usize, hop: usize) -> f64 {
 /// Tuning deviation in fractions of a semitone (`librosa.estimate_tuning` on the power
 /// spectrogram: piptrack candidates between 150 and 4000 Hz above 0.1 × frame max,
 /// those at or above the median magnitude, histogram at 0.01 resolution).
-fn tuning_from_candidates(candidates: &[(f64, f64)]) -> f64 {
+pub(super) fn tuning_from_candidates(candidates: &[(f64, f64)]) -> f64 {
     let with_pitch: Vec<&(f64, f64)> = candidates.iter().filter(|c| c.0 > 0.0).collect();
     if with_pitch.is_empty() {
         return 0.0;
@@ -184,7 +184,7 @@ fn tuning_from_candidates(candidates: &[(f64, f64)]) -> f64 {
 }
 
 /// piptrack on one power frame: (frequency, magnitude) of each thresholded local max.
-fn piptrack_frame(p: &[f32], sr: f64, n_fft: usize, out: &mut Vec<(f64, f64)>) {
+pub(super) fn piptrack_frame(p: &[f32], sr: f64, n_fft: usize, out: &mut Vec<(f64, f64)>) {
     let n = p.len();
     let max = p.iter().fold(0.0f32, |m, &v| m.max(v));
     let ref_value = 0.1 * max;

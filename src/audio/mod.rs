@@ -8,7 +8,8 @@
 //! - [`resample`]: rubato FFT resampler, streaming.
 //! - [`spectral`], [`pitch`], [`rhythm`]: the librosa building blocks (STFT, mel and
 //!   chroma banks, YIN, onset strength, tempo, beat tracking, peak picking).
-//! - [`features`], [`patterns`], [`loudness`], [`compare`]: the analysis results.
+//! - [`features`], [`patterns`], [`loudness`], [`compare`]: the analysis results;
+//!   [`frames`]: the per-frame MFCC and chroma behind the `features` means, for display.
 //! - [`transform`]: gain, filter, fade, normalize, trim, mix, export, in memory and
 //!   streamed file to file.
 //! - [`playback`]: playing clips on the output device (cpal) from a lock-free real-time
@@ -24,6 +25,7 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod features;
+pub mod frames;
 pub mod loudness;
 pub mod patterns;
 pub mod pitch;

@@ -6,7 +6,7 @@ use grym_synth::engine::RunOptions;
 use grym_synth::workflow::{InputSource, StepInput, StepType, Workflow, WorkflowStep};
 
 use super::common::{
-    exit_code, follow, open_engine, output_dir, parse_assignments, report_failure,
+    exit_code, follow, open_engine, output_dir, parse_assignment, parse_assignments, report_failure,
 };
 
 /// `grym-synth op TYPE/OPERATION [--input name=path]... [--param key=value]... [--json]`:
@@ -41,13 +41,23 @@ pub fn execute(
     }
     let mut step = WorkflowStep::new("op", step_type, name);
     step.parameters = parse_assignments(params)?;
-    let inputs = parse_assignments(inputs)?;
+    let inputs = inputs
+        .iter()
+        .map(|a| parse_assignment(a))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut wf = Workflow::new(&format!("op-{step_type}-{name}"), operation, step.clone());
-    for (input_name, value) in inputs {
-        let key = format!("input.{input_name}");
-        wf.parameters.insert(key.clone(), value);
+    // A name given several times (a variadic input such as mix's `audio`) is one input per
+    // value, in order, each read from a parameter of its own.
+    let repeats = |n: &str| inputs.iter().filter(|(other, _)| other == n).count();
+    for (i, (input_name, value)) in inputs.iter().enumerate() {
+        let key = if repeats(input_name) > 1 {
+            format!("input.{input_name}.{i}")
+        } else {
+            format!("input.{input_name}")
+        };
+        wf.parameters.insert(key.clone(), value.clone());
         let mut input = StepInput::new(InputSource::Parameter, &key);
-        input.name = Some(input_name);
+        input.name = Some(input_name.clone());
         step.inputs.push(input);
     }
     wf.steps.insert("op".into(), step);

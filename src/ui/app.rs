@@ -20,7 +20,9 @@ use super::inspector::{self, InspectorAction, InspectorState};
 use super::optimize::{self, OptimizeAction, OptimizePanel};
 use super::palette::{self, PaletteItem};
 use super::problems;
+use super::results::{ResultAction, ResultPane, ShownRun};
 use super::run::{self, RunPanelAction, RunState};
+use super::timeline::{self, TimelineAction, TimelineView};
 use super::versions::{self, VersionsAction, VersionsWindow};
 use crate::engine::{Engine, OperationRegistry};
 use crate::workflow::{NodePosition, ParamMap, Report, templates};
@@ -52,6 +54,8 @@ impl Default for Settings {
 pub enum BottomTab {
     Problems,
     Run,
+    /// The execution's timeline with the selected run's result drawn beside it.
+    Timeline,
     Audio,
     Optimize,
 }
@@ -90,6 +94,12 @@ pub struct Editor {
     pub run: RunState,
     /// Waveform and playback of a step's audio or a file.
     pub audio: AudioPanel,
+    /// The timeline of the shown execution and the run whose result is drawn.
+    pub timeline: TimelineView,
+    /// The result view next to the timeline.
+    pub results: ResultPane,
+    /// A step to select once the execution being loaded arrives.
+    pending_step: Option<String>,
     /// Autosave of unsaved changes and the recovery offered at start.
     pub autosave: Autosave,
     /// Optimisation studies of the open workflow.
@@ -140,6 +150,9 @@ impl Editor {
             canvas: Canvas::default(),
             run,
             audio: AudioPanel::default(),
+            timeline: TimelineView::default(),
+            results: ResultPane::default(),
+            pending_step: None,
             autosave,
             optimize: OptimizePanel::default(),
             optimize_fixed: Vec::new(),
@@ -206,6 +219,51 @@ impl Editor {
         self.canvas.frame_all();
         self.selected = None;
         self.run = RunState::new(self.engine.as_ref());
+        self.timeline = TimelineView::default();
+        self.results = ResultPane::default();
+    }
+
+    /// Loads a recorded execution (an id, or [`run::LATEST`]) into the run panel and shows
+    /// its timeline, with `step`'s result once it has arrived.
+    pub fn open_execution(&mut self, id: &str, step: Option<String>) {
+        let Some(engine) = &self.engine else {
+            self.error("Cannot open an execution: the engine did not start");
+            return;
+        };
+        self.run.open_past(engine, id);
+        self.pending_step = step;
+        self.settings.show_bottom = true;
+        self.settings.bottom_tab = BottomTab::Timeline;
+    }
+
+    /// Selects `step` and shows the result of run `index` (into the run panel's rows) next
+    /// to the timeline.
+    pub fn show_result(&mut self, step: String, index: usize) {
+        self.select(Some(step));
+        self.timeline.selected = Some(index);
+        self.settings.show_bottom = true;
+        self.settings.bottom_tab = BottomTab::Timeline;
+    }
+
+    /// The run whose result the result view shows: the one picked on the timeline when it is
+    /// the selected step's, else the selected step's latest.
+    pub fn shown_run(&self) -> Option<usize> {
+        let step = self.selected.as_ref()?;
+        match self.timeline.selected {
+            Some(i) if self.run.rows.get(i).is_some_and(|r| &r.step_id == step) => Some(i),
+            _ => self.run.rows.iter().rposition(|r| &r.step_id == step),
+        }
+    }
+
+    /// A number parameter of `step`: its value in the workflow, else its operation's
+    /// default.
+    fn step_number(&self, step: &str, name: &str) -> Option<f64> {
+        let s = self.doc.workflow().steps.get(step)?;
+        s.parameters.get(name).and_then(Value::as_f64).or_else(|| {
+            let op = self.registry().get(s.step_type, &s.operation)?;
+            let spec = op.spec().parameters.iter().find(|p| p.name == name)?;
+            spec.default.as_ref().and_then(Value::as_f64)
+        })
     }
 
     /// Shows the audio of `step` in the audio panel: its output and its input side by side
@@ -633,7 +691,10 @@ impl Editor {
         self.run.start(engine, self.doc.workflow().clone(), params);
         self.run_dialog = None;
         self.settings.show_bottom = true;
-        self.settings.bottom_tab = BottomTab::Run;
+        // The timeline follows the run too; from elsewhere, the run panel shows it.
+        if self.settings.bottom_tab != BottomTab::Timeline {
+            self.settings.bottom_tab = BottomTab::Run;
+        }
     }
 
     pub fn cancel_run(&mut self) {
@@ -717,6 +778,15 @@ impl Editor {
         if let Some((purpose, path)) = self.files.poll() {
             self.file_chosen(purpose, path);
         }
+        if let Some(step) = &self.pending_step
+            && matches!(self.run.phase, run::Phase::Past(_))
+        {
+            let step = step.clone();
+            self.pending_step = None;
+            if let Some(index) = self.run.rows.iter().rposition(|r| r.step_id == step) {
+                self.show_result(step, index);
+            }
+        }
         if self.api_link.is_serving() {
             // Requests arrive at any time; look for their effects a few times a second.
             ui.ctx()
@@ -755,10 +825,16 @@ impl Editor {
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         if self.settings.show_bottom {
-            egui::Panel::bottom("bottom")
+            let panel = egui::Panel::bottom("bottom")
                 .resizable(true)
-                .default_size(200.0)
-                .show(ui, |ui| self.bottom_panel(ui));
+                .default_size(200.0);
+            // The timeline and its result views need room to be read.
+            let panel = if self.settings.bottom_tab == BottomTab::Timeline {
+                panel.min_size(350.0)
+            } else {
+                panel
+            };
+            panel.show(ui, |ui| self.bottom_panel(ui));
         }
         if self.settings.show_palette {
             egui::Panel::left("palette")
@@ -1052,6 +1128,11 @@ impl Editor {
             let label = format!("Problems ({errors} errors, {warnings} warnings)");
             ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Problems, label);
             ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Run, "Run");
+            ui.selectable_value(
+                &mut self.settings.bottom_tab,
+                BottomTab::Timeline,
+                "Timeline",
+            );
             ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Audio, "Audio");
             ui.selectable_value(
                 &mut self.settings.bottom_tab,
@@ -1082,6 +1163,11 @@ impl Editor {
                         }
                         RunPanelAction::Select(s) => self.select(Some(s)),
                         RunPanelAction::ShowAudio(s) => self.show_step_audio(&s),
+                        RunPanelAction::ShowResult(index) => {
+                            if let Some(row) = self.run.rows.get(index) {
+                                self.show_result(row.step_id.clone(), index);
+                            }
+                        }
                     }
                 }
             }
@@ -1096,6 +1182,7 @@ impl Editor {
                     self.optimize_action(action);
                 }
             }
+            BottomTab::Timeline => self.timeline_tab(ui),
             BottomTab::Audio => {
                 let step = self.selected.clone().map(|id| {
                     let found =
@@ -1219,6 +1306,80 @@ impl Editor {
                 ));
             }
             Err(e) => self.error(format!("Applying the best values: {e}")),
+        }
+    }
+
+    /// The timeline, with the shown run's result in a resizable pane on its right.
+    fn timeline_tab(&mut self, ui: &mut Ui) {
+        let shown = self.shown_run();
+        // The timeline highlights the run whose result is shown.
+        self.timeline.selected = shown;
+        let found = shown.and_then(|i| self.run.rows.get(i)).map(|row| {
+            let inputs = audio::step_audio(
+                self.doc.workflow(),
+                &self.run,
+                self.registry(),
+                &row.step_id,
+            )
+            .inputs;
+            let outputs: Vec<audio::AudioRef> = row
+                .best_result()
+                .map(audio::result_audio)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|path| audio::AudioRef {
+                    label: "output".into(),
+                    path,
+                })
+                .collect();
+            let threshold = self.step_number(&row.step_id, "threshold").unwrap_or(0.7);
+            (inputs, outputs, threshold)
+        });
+        let mut result_action = None;
+        let width = ui.available_width();
+        egui::Panel::right("result-pane")
+            .resizable(true)
+            .default_size(width * 0.45)
+            .size_range(240.0..=(width - 320.0).max(240.0))
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("result-scroll")
+                    .auto_shrink([false, false])
+                    .show(ui, |ui| match (shown, &found) {
+                        (Some(index), Some((inputs, outputs, threshold))) => {
+                            let shown_run = ShownRun {
+                                execution: self.run.execution_id.as_deref(),
+                                index,
+                                row: &self.run.rows[index],
+                                inputs,
+                                outputs,
+                                threshold: *threshold,
+                            };
+                            result_action = self.results.show(ui, &shown_run);
+                        }
+                        _ => {
+                            ui.weak(
+                                "Click a bar of the timeline (or select a step that has run) \
+                                 to see its result drawn here.",
+                            );
+                        }
+                    });
+            });
+        let mut action = None;
+        egui::CentralPanel::default().show(ui, |ui| {
+            action = timeline::show(ui, &mut self.timeline, &self.run);
+        });
+        if self.results.is_busy() {
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(30));
+        }
+        if let Some(TimelineAction::Select { step, run }) = action {
+            self.show_result(step, run);
+        }
+        if let Some(ResultAction::CompareAb { input, output }) = result_action {
+            self.audio.set_sources(input, Some(output));
+            self.audio.select(crate::audio::playback::Slot::B);
+            self.settings.bottom_tab = BottomTab::Audio;
         }
     }
 

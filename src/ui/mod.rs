@@ -3,7 +3,7 @@
 //! Shaped like rerun's viewer: data ([`document::Document`] holds the workflow model, the
 //! source of truth, with its undo history), app state ([`app::Editor`]: selection, dialogs,
 //! the run in progress) and drawing (canvas, palette, inspector, problems, run panel,
-//! audio panel with waveform and playback) kept
+//! timeline with result views, audio panel with waveform and playback) kept
 //! apart. The snarl graph on the canvas is a view rebuilt from the model; edits on it come
 //! back as actions that change the model. The engine is only reached through its [`Engine`]
 //! handle and event channel, and calls that may wait run on background threads.
@@ -21,8 +21,10 @@ pub mod inspector;
 pub mod optimize;
 pub mod palette;
 pub mod problems;
+pub mod results;
 pub mod run;
 pub mod theme;
+pub mod timeline;
 pub mod versions;
 pub mod waveform;
 
@@ -33,8 +35,22 @@ pub use document::Document;
 
 use crate::engine::{Engine, EngineConfig};
 
-/// Opens the editor window (blocks until it closes), with `file` open if given.
-pub fn run_editor(file: Option<PathBuf>, data_dir: Option<&Path>) -> anyhow::Result<()> {
+/// A recorded execution to show when the editor opens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShowExecution {
+    /// An execution id, or [`run::LATEST`].
+    pub id: String,
+    /// The step whose result to show beside the timeline.
+    pub step: Option<String>,
+}
+
+/// Opens the editor window (blocks until it closes), with `file` open if given and
+/// `show`'s execution on the timeline.
+pub fn run_editor(
+    file: Option<PathBuf>,
+    data_dir: Option<&Path>,
+    show: Option<ShowExecution>,
+) -> anyhow::Result<()> {
     let dir = data_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(EngineConfig::default_data_dir);
@@ -52,11 +68,11 @@ pub fn run_editor(file: Option<PathBuf>, data_dir: Option<&Path>) -> anyhow::Res
         "grym-synth",
         options,
         Box::new(move |cc| {
-            Ok(Box::new(Editor::from_creation_context(
-                cc,
-                engine,
-                file.as_deref(),
-            )))
+            let mut editor = Editor::from_creation_context(cc, engine, file.as_deref());
+            if let Some(show) = show {
+                editor.open_execution(&show.id, show.step);
+            }
+            Ok(Box::new(editor))
         }),
     )
     .map_err(|e| anyhow::anyhow!("the editor window could not open: {e}"))

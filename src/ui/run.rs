@@ -3,17 +3,21 @@
 //! panel and the node badges show. Also past executions from the engine's history.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use egui::{Color32, RichText, Ui};
 use serde_json::Value;
 
+use crate::engine::events::summarize;
 use crate::engine::{
     Engine, Event, ExecutionRecord, ExecutionSnapshot, ExecutionStatus, LogLevel, RunOptions,
-    StepRunStatus,
+    StepRunRecord, StepRunStatus,
 };
 use crate::workflow::{ParamMap, Workflow};
+
+/// What [`RunState::open_past`] takes for the most recent recorded execution.
+pub const LATEST: &str = "latest";
 
 /// What a node's badge shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,10 +79,53 @@ pub struct StepRunRow {
     pub attempt: u32,
     pub status: NodeStatus,
     pub started: Option<Instant>,
+    /// Wall-clock start and end, for the timeline (the end is unknown while it runs).
+    pub started_at: Option<SystemTime>,
+    pub finished_at: Option<SystemTime>,
     pub duration_ms: Option<f64>,
     pub error: Option<String>,
+    /// The result with long arrays cut short, for listing.
     pub summary: Option<Value>,
+    /// The whole result, once the execution has finished and been read back from the
+    /// engine (events carry only the summary).
+    pub result: Option<Value>,
     pub branch: Option<bool>,
+}
+
+impl StepRunRow {
+    /// The row of a recorded step run.
+    pub fn from_record(r: &StepRunRecord) -> StepRunRow {
+        let status = match r.status {
+            StepRunStatus::Running => NodeStatus::Running {
+                fraction: None,
+                message: String::new(),
+                iteration: r.iteration,
+            },
+            StepRunStatus::Completed if r.cached => NodeStatus::Cached,
+            StepRunStatus::Completed => NodeStatus::Done,
+            StepRunStatus::Failed => NodeStatus::Failed(r.error.clone().unwrap_or_default()),
+            StepRunStatus::Cancelled | StepRunStatus::Interrupted => NodeStatus::Cancelled,
+        };
+        StepRunRow {
+            step_id: r.step_id.clone(),
+            iteration: r.iteration,
+            attempt: r.attempt,
+            status,
+            started: None,
+            started_at: Some(r.started_at),
+            finished_at: r.finished_at,
+            duration_ms: r.duration_ms,
+            error: r.error.clone(),
+            summary: r.result.as_ref().map(summarize),
+            result: r.result.clone(),
+            branch: r.branch,
+        }
+    }
+
+    /// The whole result where it is known, else the summary.
+    pub fn best_result(&self) -> Option<&Value> {
+        self.result.as_ref().or(self.summary.as_ref())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +144,13 @@ pub struct RunState {
     start: Option<Receiver<Result<String, String>>>,
     history_rx: Option<Receiver<Result<Vec<ExecutionRecord>, String>>>,
     past_rx: Option<Receiver<Result<ExecutionSnapshot, String>>>,
+    /// The whole record of the live execution, read back once it has finished.
+    finished_rx: Option<Receiver<Result<ExecutionSnapshot, String>>>,
     pub execution_id: Option<String>,
+    /// When the shown execution started (wall clock): the timeline's zero.
+    pub execution_started_at: Option<SystemTime>,
+    /// Counts changes to `rows`, so views derived from them know when to rebuild.
+    pub revision: u64,
     pub phase: Phase,
     pub statuses: HashMap<String, NodeStatus>,
     pub rows: Vec<StepRunRow>,
@@ -110,6 +163,8 @@ pub struct RunState {
     started_at: Option<Instant>,
     finished_after: Option<Duration>,
     cancel_requested: bool,
+    /// The execution finished and its record has not been asked for yet.
+    read_back_due: bool,
     /// Events that came before the start thread told us the execution id.
     buffered: Vec<Event>,
 }
@@ -121,7 +176,10 @@ impl RunState {
             start: None,
             history_rx: None,
             past_rx: None,
+            finished_rx: None,
             execution_id: None,
+            execution_started_at: None,
+            revision: 0,
             phase: Phase::Idle,
             statuses: HashMap::new(),
             rows: Vec::new(),
@@ -133,6 +191,7 @@ impl RunState {
             started_at: None,
             finished_after: None,
             cancel_requested: false,
+            read_back_due: false,
             buffered: Vec::new(),
         }
     }
@@ -143,7 +202,10 @@ impl RunState {
 
     /// Whether something is waited for (the UI should keep repainting).
     pub fn is_busy(&self) -> bool {
-        self.is_active() || self.history_rx.is_some() || self.past_rx.is_some()
+        self.is_active()
+            || self.history_rx.is_some()
+            || self.past_rx.is_some()
+            || self.finished_rx.is_some()
     }
 
     /// Starts running `workflow` with `params` (registration and start happen on a thread).
@@ -154,11 +216,15 @@ impl RunState {
             .map(|k| (k.clone(), NodeStatus::Pending))
             .collect();
         self.rows.clear();
+        self.revision += 1;
         self.log.clear();
         self.error = None;
         self.execution_id = None;
+        self.execution_started_at = None;
+        self.finished_rx = None;
         self.buffered.clear();
         self.cancel_requested = false;
+        self.read_back_due = false;
         self.phase = Phase::Starting;
         self.started_at = Some(Instant::now());
         self.finished_after = None;
@@ -233,6 +299,12 @@ impl RunState {
                 _ => {}
             }
         }
+        if self.read_back_due
+            && let Some(engine) = engine
+        {
+            self.read_back_due = false;
+            self.read_back(engine);
+        }
         if let Some(rx) = &self.history_rx
             && let Ok(result) = rx.try_recv()
         {
@@ -250,10 +322,47 @@ impl RunState {
         {
             self.past_rx = None;
             match result {
-                Ok(snapshot) => self.show_past(snapshot),
+                Ok(snapshot) => self.show_snapshot(snapshot),
                 Err(e) => self.error = Some(e),
             }
         }
+        if let Some(rx) = &self.finished_rx
+            && let Ok(result) = rx.try_recv()
+        {
+            self.finished_rx = None;
+            match result {
+                Ok(snapshot) if self.execution_id.as_deref() == Some(snapshot.id.as_str()) => {
+                    self.adopt_record(&snapshot);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("reading the finished execution back: {e}"),
+            }
+        }
+    }
+
+    /// Replaces the live rows with the engine's record of the finished execution: whole
+    /// results (events carry shortened ones) and the engine's own times.
+    fn adopt_record(&mut self, snapshot: &ExecutionSnapshot) {
+        self.rows = snapshot
+            .step_runs
+            .iter()
+            .map(StepRunRow::from_record)
+            .collect();
+        self.execution_started_at = Some(snapshot.started_at);
+        self.revision += 1;
+    }
+
+    /// Reads the finished execution back from the engine (on a thread).
+    fn read_back(&mut self, engine: &Engine) {
+        let Some(id) = self.execution_id.clone() else {
+            return;
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(engine.execution(&id).map_err(|e| e.to_string()));
+        });
+        self.finished_rx = Some(rx);
     }
 
     fn row_mut(&mut self, step: &str, iteration: u32) -> Option<&mut StepRunRow> {
@@ -264,8 +373,10 @@ impl RunState {
     }
 
     fn apply(&mut self, event: Event) {
+        self.revision += 1;
         match event {
-            Event::ExecutionStarted { .. } => {
+            Event::ExecutionStarted { at, .. } => {
+                self.execution_started_at = Some(at);
                 if self.phase == Phase::Starting {
                     self.phase = Phase::Running;
                 }
@@ -274,6 +385,7 @@ impl RunState {
                 step_id,
                 iteration,
                 attempt,
+                at,
                 ..
             } => {
                 let status = NodeStatus::Running {
@@ -288,9 +400,12 @@ impl RunState {
                     attempt,
                     status,
                     started: Some(Instant::now()),
+                    started_at: Some(at),
+                    finished_at: None,
                     duration_ms: None,
                     error: None,
                     summary: None,
+                    result: None,
                     branch: None,
                 });
             }
@@ -328,22 +443,28 @@ impl RunState {
                 } else {
                     NodeStatus::Done
                 };
+                let took = Duration::from_secs_f64(duration_ms.max(0.0) / 1e3);
                 if let Some(row) = self.row_mut(&step_id, iteration) {
                     row.status = status.clone();
                     row.duration_ms = Some(duration_ms);
+                    row.finished_at = row.started_at.map(|s| s + took);
                     row.summary = Some(summary);
                     row.branch = branch;
                 } else {
                     // Cached results finish without a start event.
+                    let now = SystemTime::now();
                     self.rows.push(StepRunRow {
                         step_id: step_id.clone(),
                         iteration,
                         attempt: 1,
                         status: status.clone(),
                         started: None,
+                        started_at: Some(now.checked_sub(took).unwrap_or(now)),
+                        finished_at: Some(now),
                         duration_ms: Some(duration_ms),
                         error: None,
                         summary: Some(summary),
+                        result: None,
                         branch,
                     });
                 }
@@ -360,6 +481,7 @@ impl RunState {
                     row.status = NodeStatus::Failed(error.clone());
                     row.error = Some(error.clone());
                     row.duration_ms = row.started.map(|s| s.elapsed().as_secs_f64() * 1e3);
+                    row.finished_at = Some(SystemTime::now());
                 }
                 if !will_retry {
                     self.statuses.insert(step_id, NodeStatus::Failed(error));
@@ -367,6 +489,7 @@ impl RunState {
             }
             Event::ExecutionFinished { status, error, .. } => {
                 self.phase = Phase::Finished(status);
+                self.read_back_due = true;
                 self.finished_after = self.started_at.map(|s| s.elapsed());
                 if let Some(e) = error
                     && status != ExecutionStatus::Completed
@@ -385,9 +508,11 @@ impl RunState {
                         _ => {}
                     }
                 }
+                let now = SystemTime::now();
                 for row in &mut self.rows {
                     if matches!(row.status, NodeStatus::Running { .. }) {
                         row.status = end.clone();
+                        row.finished_at.get_or_insert(now);
                     }
                 }
             }
@@ -407,18 +532,38 @@ impl RunState {
         self.history_rx = Some(rx);
     }
 
-    /// Loads one past execution into the run panel (on a thread).
+    /// Loads one past execution into the run panel (on a thread); `latest` loads the most
+    /// recent one in the history.
     pub fn open_past(&mut self, engine: &Engine, id: &str) {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let engine = engine.clone();
         let id = id.to_string();
         std::thread::spawn(move || {
+            let id = if id == LATEST {
+                match engine.history(1) {
+                    Ok(records) => match records.into_iter().next() {
+                        Some(r) => r.id,
+                        None => {
+                            let _ = tx.send(Err("no execution has been recorded yet".into()));
+                            return;
+                        }
+                    },
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                }
+            } else {
+                id
+            };
             let _ = tx.send(engine.execution(&id).map_err(|e| e.to_string()));
         });
         self.past_rx = Some(rx);
     }
 
-    fn show_past(&mut self, snapshot: ExecutionSnapshot) {
+    /// Shows a recorded execution (a past one, or any snapshot) in the run panel and the
+    /// timeline.
+    pub fn show_snapshot(&mut self, snapshot: ExecutionSnapshot) {
         self.execution_id = Some(snapshot.id.clone());
         self.phase = Phase::Past(snapshot.status);
         self.error = snapshot.error.clone();
@@ -426,37 +571,10 @@ impl RunState {
         self.log.clear();
         self.started_at = None;
         self.finished_after = snapshot.duration();
+        self.finished_rx = None;
+        self.read_back_due = false;
         self.statuses.clear();
-        self.rows = snapshot
-            .step_runs
-            .iter()
-            .map(|r| {
-                let status = match r.status {
-                    StepRunStatus::Running => NodeStatus::Running {
-                        fraction: None,
-                        message: String::new(),
-                        iteration: r.iteration,
-                    },
-                    StepRunStatus::Completed if r.cached => NodeStatus::Cached,
-                    StepRunStatus::Completed => NodeStatus::Done,
-                    StepRunStatus::Failed => {
-                        NodeStatus::Failed(r.error.clone().unwrap_or_default())
-                    }
-                    StepRunStatus::Cancelled | StepRunStatus::Interrupted => NodeStatus::Cancelled,
-                };
-                StepRunRow {
-                    step_id: r.step_id.clone(),
-                    iteration: r.iteration,
-                    attempt: r.attempt,
-                    status,
-                    started: None,
-                    duration_ms: r.duration_ms,
-                    error: r.error.clone(),
-                    summary: r.result.clone(),
-                    branch: r.branch,
-                }
-            })
-            .collect();
+        self.adopt_record(&snapshot);
         for row in &self.rows {
             self.statuses
                 .insert(row.step_id.clone(), row.status.clone());
@@ -478,6 +596,8 @@ pub enum RunPanelAction {
     Select(String),
     /// Show the step's audio (its input and output) in the audio panel.
     ShowAudio(String),
+    /// Show the result of this row (an index into `rows`) in the timeline's result view.
+    ShowResult(usize),
 }
 
 fn phase_text(phase: &Phase) -> (String, Color32) {
@@ -539,7 +659,7 @@ pub fn show(ui: &mut Ui, run: &RunState) -> Vec<RunPanelAction> {
                     ui.strong("time");
                     ui.strong("result / error");
                     ui.end_row();
-                    for row in &run.rows {
+                    for (index, row) in run.rows.iter().enumerate() {
                         if ui.link(&row.step_id).clicked() {
                             actions.push(RunPanelAction::Select(row.step_id.clone()));
                         }
@@ -566,6 +686,13 @@ pub fn show(ui: &mut Ui, run: &RunState) -> Vec<RunPanelAction> {
                                 text = text.chars().take(90).collect::<String>() + "…";
                             }
                             ui.horizontal(|ui| {
+                                if ui
+                                    .small_button("📊 view")
+                                    .on_hover_text("Show this result drawn, next to the timeline")
+                                    .clicked()
+                                {
+                                    actions.push(RunPanelAction::ShowResult(index));
+                                }
                                 if has_audio
                                     && ui
                                         .small_button("🔊 waveform")

@@ -89,12 +89,27 @@ struct Spectrogram {
 }
 
 /// What the user did in the view this frame.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WaveEvents {
     /// Clicked at this time (seconds): move the playhead there.
     pub seek: Option<f64>,
     /// The selection changed (see [`WaveView::selection`]).
     pub selection_changed: bool,
+    /// Where the waves were drawn (below the ruler), for drawing over them.
+    pub area: Rect,
+    /// The visible range: seconds at the left edge and seconds across.
+    pub visible: (f64, f64),
+}
+
+impl Default for WaveEvents {
+    fn default() -> Self {
+        WaveEvents {
+            seek: None,
+            selection_changed: false,
+            area: Rect::NOTHING,
+            visible: (0.0, 0.0),
+        }
+    }
 }
 
 /// The view's state: what is visible, the selection, the caches.
@@ -207,6 +222,8 @@ impl WaveView {
         }
 
         let waves = Rect::from_min_max(Pos2::new(rect.left(), rect.top() + RULER_HEIGHT), rect.max);
+        events.area = waves;
+        events.visible = (start, span);
         let x_of = |t: f64| waves.left() + ((t - start) / span) as f32 * waves.width();
         let t_of = |x: f32| {
             (start + f64::from((x - waves.left()) / waves.width()) * span).clamp(0.0, duration)
@@ -442,8 +459,47 @@ impl WaveView {
     }
 }
 
+/// Draws `data`'s min/max envelope over `rect` in `color`, showing `start .. start + span`
+/// seconds, channel `c` in lane `c` of `lanes` (as [`WaveView`] lays them out): a second
+/// clip over the one a view shows, for before/after comparison.
+pub fn paint_envelope(
+    painter: &egui::Painter,
+    data: &WaveData,
+    rect: Rect,
+    lanes: usize,
+    (start, span): (f64, f64),
+    color: Color32,
+) {
+    let lanes = lanes.max(1);
+    let columns = rect.width().round().max(1.0) as usize;
+    let sr = data.sample_rate();
+    let per_column = span * sr / columns as f64;
+    let first = start * sr;
+    let lane_h = rect.height() / lanes as f32;
+    let mut mesh = Mesh::default();
+    for (c, samples) in data.audio.channels().iter().enumerate().take(lanes) {
+        let mid = rect.top() + (c as f32 + 0.5) * lane_h;
+        let half = lane_h * 0.45;
+        for i in 0..columns {
+            let a = (first + i as f64 * per_column).max(0.0) as usize;
+            let b = ((first + (i + 1) as f64 * per_column).max(0.0) as usize).max(a + 1);
+            let Some((lo, hi)) = data.levels[c].min_max(samples, a..b) else {
+                continue;
+            };
+            let x = rect.left() + i as f32;
+            let top = mid - hi.clamp(-1.0, 1.0) * half;
+            let bottom = (mid - lo.clamp(-1.0, 1.0) * half).max(top + 1.0);
+            mesh.add_colored_rect(
+                Rect::from_min_max(Pos2::new(x, top), Pos2::new(x + 1.0, bottom)),
+                color,
+            );
+        }
+    }
+    painter.add(Shape::mesh(mesh));
+}
+
 /// A round tick interval (1, 2 or 5 × a power of ten seconds, or minutes) near `raw`.
-fn nice_step(raw: f64) -> f64 {
+pub fn nice_step(raw: f64) -> f64 {
     if raw >= 60.0 {
         for m in [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0] {
             if raw <= m * 60.0 {
