@@ -52,6 +52,9 @@ enum Command {
         /// With --execution: select this step and show its result beside the timeline.
         #[arg(long, value_name = "STEP", requires = "execution")]
         step: Option<String>,
+        /// Open on this tab of the bottom panel: problems, run, timeline, audio or optimise.
+        #[arg(long, value_name = "TAB")]
+        tab: Option<String>,
     },
     /// Check workflow files and report every problem (exit 0 valid, 1 invalid, 2 unreadable).
     Validate {
@@ -243,14 +246,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let data_dir = cli.data_dir.as_deref();
     let result = match cli.command {
-        None => grym_synth::ui::run_editor(None, data_dir, None).map(|()| ExitCode::SUCCESS),
+        None => grym_synth::ui::run_editor(None, data_dir, None, None).map(|()| ExitCode::SUCCESS),
         Some(Command::Open {
             file,
             execution,
             step,
+            tab,
         }) => {
             let show = execution.map(|id| grym_synth::ui::ShowExecution { id, step });
-            grym_synth::ui::run_editor(Some(file), data_dir, show).map(|()| ExitCode::SUCCESS)
+            match tab.as_deref().map(|t| {
+                grym_synth::ui::app::BottomTab::parse(t).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--tab `{t}`: choose problems, run, timeline, audio or optimise"
+                    )
+                })
+            }) {
+                Some(Err(e)) => Err(e),
+                Some(Ok(tab)) => grym_synth::ui::run_editor(Some(file), data_dir, show, Some(tab))
+                    .map(|()| ExitCode::SUCCESS),
+                None => grym_synth::ui::run_editor(Some(file), data_dir, show, None)
+                    .map(|()| ExitCode::SUCCESS),
+            }
         }
         Some(Command::Validate { files, json }) => {
             let catalog = grym_synth::ops::builtin_registry();

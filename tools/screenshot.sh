@@ -3,23 +3,33 @@
 # of the screen.
 #   bash tools/screenshot.sh [WORKFLOW] [OUTPUT.png]
 #   bash tools/screenshot.sh --timeline [OUTPUT.png]
+#   bash tools/screenshot.sh --optimise [OUTPUT.png]
 # Defaults: workflows/audio-enhancement.ron and assets/editor.png. With --timeline it mixes
 # a test clip from the audio fixtures (a chord over a click track), runs
 # workflows/rhythm-report.ron on it, and captures the editor showing that execution's
 # timeline with the patterns step's onsets, beats and sections over the clip (default
 # assets/timeline.png); SCREENSHOT_WORKFLOW and SCREENSHOT_STEP run another workflow (with an
-# `audioFile` parameter) and show another step's result. Needs xvfb and imagemagick
+# `audioFile` parameter) and show another step's result. With --optimise it mixes noise into
+# the chord fixture, runs a 16-trial study of workflows/match-reference.ron matching it back
+# to the clean chord, and captures the Optimise tab (default assets/optimise.png). Needs
+# xvfb and imagemagick
 # (tools/dev.sh installs them). SCREENSHOT_WAIT sets the seconds to wait before the capture,
 # SCREENSHOT_SIZE the screen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 timeline=false
+optimise=false
 if [ "${1:-}" = "--timeline" ]; then
     timeline=true
     shift
     workflow=${SCREENSHOT_WORKFLOW:-workflows/rhythm-report.ron}
     output=${1:-assets/timeline.png}
+elif [ "${1:-}" = "--optimise" ]; then
+    optimise=true
+    shift
+    workflow=workflows/match-reference.ron
+    output=${1:-assets/optimise.png}
 else
     workflow=${1:-workflows/audio-enhancement.ron}
     output=${2:-assets/editor.png}
@@ -61,6 +71,20 @@ if $timeline; then
     fi
     GRYM_DATA_DIR="$scratch/grym" "$bin" run "$workflow" --param "audioFile=$clip" >/dev/null
     open_args=(--execution latest --step "${SCREENSHOT_STEP:-patterns}")
+fi
+if $optimise; then
+    fixtures=tests/fixtures/audio
+    clip=$(GRYM_DATA_DIR="$scratch/grym" "$bin" op transformation/mix \
+        --input "audio=$fixtures/chord.wav" --input "audio=$fixtures/noise.wav" \
+        --param 'gainsDb=[0,-12]' --json |
+        sed -n 's/^ *"path": *"\(.*\)",*$/\1/p' | head -n 1)
+    if [ -z "$clip" ]; then
+        echo "mixing the test clip failed" >&2
+        exit 1
+    fi
+    GRYM_DATA_DIR="$scratch/grym" "$bin" optimize "$workflow" --param "audioFile=$clip" \
+        --param "referenceFile=$fixtures/chord.wav" --budget 16 --seed 2 >/dev/null 2>&1
+    open_args=(--tab optimise)
 fi
 
 Xvfb ":$display" -screen 0 "${size}x24" -nolisten tcp >"$scratch/xvfb.log" 2>&1 &

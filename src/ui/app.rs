@@ -60,6 +60,20 @@ pub enum BottomTab {
     Optimize,
 }
 
+impl BottomTab {
+    /// A tab by its name on the command line (`optimise` or `optimize`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "problems" => BottomTab::Problems,
+            "run" => BottomTab::Run,
+            "timeline" => BottomTab::Timeline,
+            "audio" => BottomTab::Audio,
+            "optimise" | "optimize" => BottomTab::Optimize,
+            _ => return None,
+        })
+    }
+}
+
 const SETTINGS_KEY: &str = "grym-synth-editor";
 
 /// Something that would throw away unsaved edits, waiting for the user's answer.
@@ -828,8 +842,11 @@ impl Editor {
             let panel = egui::Panel::bottom("bottom")
                 .resizable(true)
                 .default_size(200.0);
-            // The timeline and its result views need room to be read.
-            let panel = if self.settings.bottom_tab == BottomTab::Timeline {
+            // The timeline, its result views and the optimisation plot need room to be read.
+            let panel = if matches!(
+                self.settings.bottom_tab,
+                BottomTab::Timeline | BottomTab::Optimize
+            ) {
                 panel.min_size(350.0)
             } else {
                 panel

@@ -50,6 +50,7 @@ pub fn run_editor(
     file: Option<PathBuf>,
     data_dir: Option<&Path>,
     show: Option<ShowExecution>,
+    tab: Option<app::BottomTab>,
 ) -> anyhow::Result<()> {
     let dir = data_dir
         .map(Path::to_path_buf)
@@ -69,6 +70,10 @@ pub fn run_editor(
         options,
         Box::new(move |cc| {
             let mut editor = Editor::from_creation_context(cc, engine, file.as_deref());
+            if let Some(tab) = tab {
+                editor.settings.show_bottom = true;
+                editor.settings.bottom_tab = tab;
+            }
             if let Some(show) = show {
                 editor.open_execution(&show.id, show.step);
             }

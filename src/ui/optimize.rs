@@ -471,7 +471,7 @@ fn score_plot(ui: &mut Ui, view: &StudyView) {
         }
     }
     Plot::new("optimisation-scores")
-        .legend(Legend::default())
+        .legend(Legend::default().position(egui_plot::Corner::RightBottom))
         .height(ui.available_height().max(160.0))
         .x_axis_label("trial")
         .y_axis_label("score")
