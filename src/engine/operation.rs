@@ -42,7 +42,7 @@ pub struct OperationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed_parameter: Option<String>,
     /// False for operations whose result depends on more than their inputs and parameters
-    /// (the wall clock, the network); those are never cached.
+    /// (the wall clock, the network, the run's output folder); those are never cached.
     #[serde(default = "yes")]
     pub deterministic: bool,
 }
