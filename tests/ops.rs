@@ -249,8 +249,8 @@ fn the_runnable_templates_run_end_to_end() {
     let engine = engine(&dir.path().join("data"));
     for (name, clip, last) in [
         ("loudness-normalize", "clicks.wav", "export-normalized"),
-        ("loudness-normalize", "speech.wav", "export-original"),
-        ("rhythm-report", "clicks.wav", "loudness"),
+        ("loudness-normalize", "speech.wav", "export-normalized"),
+        ("rhythm-report", "clicks.wav", "report"),
     ] {
         let mut wf = templates::find(name).unwrap().load().unwrap();
         wf.parameters
