@@ -3,8 +3,9 @@
 use chrono::{DateTime, TimeZone, Utc};
 use grym_synth::workflow::file::{parse_str, to_string};
 use grym_synth::workflow::{
-    Condition, ConditionOperator, ConditionalNext, Format, InputSource, Layout, Metadata,
-    NextSteps, NodePosition, ParamMap, SCHEMA_VERSION, StepInput, StepType, Workflow, WorkflowStep,
+    Condition, ConditionOperator, ConditionalNext, Direction, Format, InputSource, Layout,
+    Metadata, NextSteps, NodePosition, Optimization, ParamMap, SCHEMA_VERSION, StepInput, StepType,
+    Tunable, Workflow, WorkflowStep,
 };
 use indexmap::IndexMap;
 use proptest::prelude::*;
@@ -139,6 +140,40 @@ fn workflow() -> impl Strategy<Value = Workflow> {
             }
         }),
     );
+    let tunable = prop_oneof![
+        (-1e6f64..1e6, 0.0f64..1e6, any::<bool>()).prop_map(|(min, span, log)| Tunable::Range {
+            min,
+            max: min + span,
+            log
+        }),
+        (-1000i64..1000, 0i64..1000).prop_map(|(min, span)| Tunable::Integer {
+            min,
+            max: min + span
+        }),
+        prop::collection::vec(json_value(), 0..4).prop_map(Tunable::Choice),
+    ];
+    let optimization = proptest::option::of(
+        (
+            ".{0,20}",
+            any::<bool>(),
+            prop::collection::vec(("[a-zA-Z]{1,8}", tunable), 0..3),
+            proptest::option::of(0u32..100),
+            proptest::option::of(0u32..10),
+        )
+            .prop_map(
+                |(objective, minimize, parameters, budget, patience)| Optimization {
+                    objective,
+                    direction: if minimize {
+                        Direction::Minimize
+                    } else {
+                        Direction::Maximize
+                    },
+                    parameters: parameters.into_iter().collect(),
+                    budget,
+                    patience,
+                },
+            ),
+    );
     (
         ".{0,12}",
         ".{0,12}",
@@ -147,9 +182,10 @@ fn workflow() -> impl Strategy<Value = Workflow> {
         params(),
         (timestamp(), timestamp(), ".{0,8}", ".{0,8}"),
         layout,
+        optimization,
     )
         .prop_map(
-            |(id, name, description, steps, parameters, meta, layout)| Workflow {
+            |(id, name, description, steps, parameters, meta, layout, optimization)| Workflow {
                 schema_version: SCHEMA_VERSION,
                 initial_step: steps.keys().next().cloned().unwrap_or_default(),
                 id,
@@ -163,6 +199,7 @@ fn workflow() -> impl Strategy<Value = Workflow> {
                     created_by: meta.2,
                     version: meta.3,
                 },
+                optimization,
                 layout,
             },
         )

@@ -6,9 +6,9 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use crate::engine::{Engine, InputKind, ParamKind};
-use crate::workflow::validate::{PARAMETER_PREFIX, is_runtime_reference};
-use crate::workflow::{InputSource, ParamMap, Workflow};
+use crate::engine::{Engine, ParamKind};
+use crate::workflow::validate::is_runtime_reference;
+use crate::workflow::{ParamMap, Workflow};
 
 /// Whether `presented` is the token, compared in constant time.
 pub fn token_matches(expected: &str, presented: &str) -> bool {
@@ -123,53 +123,15 @@ pub fn confine_audio_parameters(
     workflow: &Workflow,
     parameters: &mut ParamMap,
 ) -> Result<(), String> {
-    let confine = |name: &str, parameters: &mut ParamMap| -> Result<(), String> {
+    for name in engine.registry().file_parameters(workflow) {
         let value = parameters
-            .get(name)
-            .or_else(|| workflow.parameters.get(name));
+            .get(&name)
+            .or_else(|| workflow.parameters.get(&name));
         if let Some(Value::String(path)) = value {
             let confined = roots
                 .confine(path)
                 .map_err(|e| format!("parameter `{name}`: {e}"))?;
-            parameters.insert(
-                name.to_string(),
-                Value::String(confined.to_string_lossy().into_owned()),
-            );
-        }
-        Ok(())
-    };
-    for step in workflow.steps.values() {
-        let op = engine.registry().get(step.step_type, &step.operation);
-        let declared = op.map(|op| op.spec().inputs.clone()).unwrap_or_default();
-        for (name, value) in &step.parameters {
-            let is_path = op.is_some_and(|op| {
-                op.spec()
-                    .param(name)
-                    .is_some_and(|p| matches!(p.kind, ParamKind::Path { .. }))
-            });
-            if let (true, Some(param)) = (
-                is_path,
-                value
-                    .as_str()
-                    .and_then(|s| s.strip_prefix(PARAMETER_PREFIX)),
-            ) {
-                confine(param, parameters)?;
-            }
-        }
-        for (i, input) in step.inputs.iter().enumerate() {
-            if input.source != InputSource::Parameter {
-                continue;
-            }
-            let spec = match &input.name {
-                Some(n) => declared.iter().find(|d| &d.name == n),
-                None => declared
-                    .get(i)
-                    .or_else(|| declared.last().filter(|d| d.variadic)),
-            };
-            if spec.is_none_or(|s| s.kind != InputKind::Audio) {
-                continue;
-            }
-            confine(&input.key, parameters)?;
+            parameters.insert(name, Value::String(confined.to_string_lossy().into_owned()));
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod batch;
 pub mod common;
 pub mod convert;
 pub mod history;
@@ -8,6 +9,7 @@ pub mod models;
 pub mod new;
 pub mod op;
 pub mod ops;
+pub mod optimize;
 pub mod resume;
 pub mod run;
 pub mod serve;

@@ -187,6 +187,17 @@ impl Engine {
     /// [`register`](Self::register), recording `who` made this version; returns the report
     /// and the version number.
     pub fn register_as(&self, workflow: Workflow, who: &str) -> Result<(Report, u32), EngineError> {
+        self.register_noted(workflow, who, None)
+    }
+
+    /// [`register_as`](Self::register_as) with the version's note written by the caller
+    /// instead of summarised from the change.
+    pub fn register_noted(
+        &self,
+        workflow: Workflow,
+        who: &str,
+        note: Option<&str>,
+    ) -> Result<(Report, u32), EngineError> {
         let report = self.validate(&workflow);
         if !report.is_valid() {
             return Err(EngineError::Invalid {
@@ -195,11 +206,15 @@ impl Engine {
             });
         }
         let previous = self.latest_version(&workflow.id)?.map(|(_, wf)| wf);
-        let note = match &previous {
+        let summary = match &previous {
             Some(before) => {
                 crate::workflow::diff::summarize(&crate::workflow::diff::diff(before, &workflow))
             }
             None => "created".to_string(),
+        };
+        let note = match note {
+            Some(note) => format!("{note} ({summary})"),
+            None => summary,
         };
         let json = serde_json::to_string(&workflow).map_err(|e| EngineError::Io {
             path: PathBuf::from(&workflow.id),

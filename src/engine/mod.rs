@@ -11,6 +11,7 @@ pub mod events;
 mod execution;
 mod manager;
 pub mod operation;
+pub mod optimize;
 pub mod registry;
 pub mod resolve;
 pub mod scheduler;

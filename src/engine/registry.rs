@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::workflow::validate::{is_runtime_reference, step_field};
-use crate::workflow::{ParamMap, Problem, StepCatalog, StepType, WorkflowStep};
+use crate::workflow::validate::{PARAMETER_PREFIX, is_runtime_reference, step_field};
+use crate::workflow::{
+    InputSource, ParamMap, Problem, StepCatalog, StepType, Workflow, WorkflowStep,
+};
 
-use super::operation::{Operation, OperationSpec, ParamKind, ParamSpec, json_kind};
+use super::operation::{InputKind, Operation, OperationSpec, ParamKind, ParamSpec, json_kind};
 
 /// Every operation a program has, by qualified name (`analysis/features`).
 #[derive(Clone, Default)]
@@ -44,6 +46,53 @@ impl OperationRegistry {
     /// The catalog, sorted by qualified name.
     pub fn specs(&self) -> impl Iterator<Item = &OperationSpec> {
         self.operations.values().map(|op| op.spec())
+    }
+
+    /// The run parameters of `workflow` that name files: those read by audio inputs, and
+    /// those that path parameters read through `"parameter.<name>"`. In first-use order,
+    /// without repeats.
+    pub fn file_parameters(&self, workflow: &Workflow) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let mut add = |name: &str| {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        };
+        for step in workflow.steps.values() {
+            let Some(op) = self.get(step.step_type, &step.operation) else {
+                continue;
+            };
+            let declared = &op.spec().inputs;
+            for (i, input) in step.inputs.iter().enumerate() {
+                if input.source != InputSource::Parameter {
+                    continue;
+                }
+                let spec = match &input.name {
+                    Some(n) => declared.iter().find(|d| &d.name == n),
+                    None => declared
+                        .get(i)
+                        .or_else(|| declared.last().filter(|d| d.variadic)),
+                };
+                if spec.is_some_and(|s| s.kind == InputKind::Audio) {
+                    add(&input.key);
+                }
+            }
+            for (name, value) in &step.parameters {
+                let is_path = op
+                    .spec()
+                    .param(name)
+                    .is_some_and(|p| matches!(p.kind, ParamKind::Path { .. }));
+                if let (true, Some(param)) = (
+                    is_path,
+                    value
+                        .as_str()
+                        .and_then(|s| s.strip_prefix(PARAMETER_PREFIX)),
+                ) {
+                    add(param);
+                }
+            }
+        }
+        names
     }
 
     pub fn len(&self) -> usize {

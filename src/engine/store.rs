@@ -19,8 +19,11 @@ use serde_json::Value;
 
 use super::ExecutionStatus;
 
+mod studies;
+pub use studies::{StudyRecord, TrialRecord, TrialState};
+
 /// Bumped when the database layout changes; older layouts are migrated on open.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -811,6 +814,13 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             PRAGMA user_version = 1;
             COMMIT;",
         )
+        .map_err(sql)?;
+    }
+    if version < 2 {
+        conn.execute_batch(&format!(
+            "BEGIN; {} PRAGMA user_version = 2; COMMIT;",
+            studies::CREATE_TABLES
+        ))
         .map_err(sql)?;
     }
     Ok(())

@@ -16,6 +16,7 @@ use super::document::Document;
 use super::edits;
 use super::files::{self, FileDialogs, FilePurpose};
 use super::inspector::{self, InspectorAction, InspectorState};
+use super::optimize::{self, OptimizeAction, OptimizePanel};
 use super::palette::{self, PaletteItem};
 use super::problems;
 use super::run::{self, RunPanelAction, RunState};
@@ -50,6 +51,7 @@ pub enum BottomTab {
     Problems,
     Run,
     Audio,
+    Optimize,
 }
 
 const SETTINGS_KEY: &str = "grym-synth-editor";
@@ -86,6 +88,10 @@ pub struct Editor {
     pub audio: AudioPanel,
     /// Autosave of unsaved changes and the recovery offered at start.
     pub autosave: Autosave,
+    /// Optimisation studies of the open workflow.
+    pub optimize: OptimizePanel,
+    /// Typed values of the run parameters a study does not tune.
+    pub optimize_fixed: Vec<(String, String)>,
     pub report: Report,
     report_revision: Option<u64>,
     engine: Option<Engine>,
@@ -127,6 +133,8 @@ impl Editor {
             run,
             audio: AudioPanel::default(),
             autosave,
+            optimize: OptimizePanel::default(),
+            optimize_fixed: Vec::new(),
             report: Report::default(),
             report_revision: None,
             engine,
@@ -605,10 +613,11 @@ impl Editor {
     pub fn show(&mut self, ui: &mut Ui) {
         // Background work first: engine events, file dialogs.
         self.run.poll(self.engine.as_ref());
+        self.optimize.poll(self.engine.as_ref());
         if let Some((purpose, path)) = self.files.poll() {
             self.file_chosen(purpose, path);
         }
-        if self.run.is_busy() || self.files.is_open() {
+        if self.run.is_busy() || self.optimize.is_busy() || self.files.is_open() {
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(50));
         }
@@ -867,6 +876,11 @@ impl Editor {
             ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Problems, label);
             ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Run, "Run");
             ui.selectable_value(&mut self.settings.bottom_tab, BottomTab::Audio, "Audio");
+            ui.selectable_value(
+                &mut self.settings.bottom_tab,
+                BottomTab::Optimize,
+                "Optimise",
+            );
         });
         ui.separator();
         match self.settings.bottom_tab {
@@ -894,6 +908,17 @@ impl Editor {
                     }
                 }
             }
+            BottomTab::Optimize => {
+                self.sync_optimize_fixed();
+                let wf = self.doc.workflow();
+                if let Some(engine) = &self.engine {
+                    self.optimize.ensure_listed(engine, &wf.id);
+                }
+                let actions = optimize::show(ui, &mut self.optimize, wf, &mut self.optimize_fixed);
+                for action in actions {
+                    self.optimize_action(action);
+                }
+            }
             BottomTab::Audio => {
                 let step = self.selected.clone().map(|id| {
                     let found =
@@ -903,6 +928,120 @@ impl Editor {
                 self.audio
                     .show(ui, step.as_ref().map(|(id, a)| (id.as_str(), a)));
             }
+        }
+    }
+
+    /// Keeps one typed value per untuned run parameter, prefilled with its default.
+    fn sync_optimize_fixed(&mut self) {
+        let wf = self.doc.workflow();
+        let names = optimize::untuned_parameters(wf);
+        let current: Vec<&str> = self
+            .optimize_fixed
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if current == names.iter().map(String::as_str).collect::<Vec<_>>() {
+            return;
+        }
+        self.optimize_fixed = names
+            .into_iter()
+            .map(|n| {
+                let typed = self
+                    .optimize_fixed
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.clone());
+                let default = match wf.parameters.get(&n) {
+                    Some(Value::Null) | None => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                };
+                (n, typed.unwrap_or(default))
+            })
+            .collect();
+    }
+
+    pub fn optimize_action(&mut self, action: OptimizeAction) {
+        let Some(engine) = self.engine.clone() else {
+            self.error("No engine: optimisation is unavailable");
+            return;
+        };
+        match action {
+            OptimizeAction::Start => {
+                if !self.report.is_valid() {
+                    self.optimize.error =
+                        Some("The workflow has errors (see Problems); fix them first.".into());
+                    return;
+                }
+                let mut fixed = ParamMap::new();
+                for (k, text) in &self.optimize_fixed {
+                    if text.trim().is_empty() {
+                        if self
+                            .doc
+                            .workflow()
+                            .parameters
+                            .get(k)
+                            .is_none_or(Value::is_null)
+                        {
+                            self.optimize.error = Some(format!("`{k}` needs a value"));
+                            return;
+                        }
+                        continue;
+                    }
+                    fixed.insert(k.clone(), inspector::parse_loose(text.trim()));
+                }
+                self.optimize
+                    .start(&engine, self.doc.workflow().clone(), fixed);
+            }
+            OptimizeAction::Cancel => self.optimize.cancel(),
+            OptimizeAction::ApplyBest => self.apply_best_trial(),
+            OptimizeAction::OpenExecution(id) => {
+                self.run.open_past(&engine, &id);
+                self.settings.bottom_tab = BottomTab::Run;
+            }
+            OptimizeAction::LoadStudy(id) => self.optimize.load_study(&engine, &id),
+            OptimizeAction::RefreshStudies => {
+                let id = self.doc.workflow().id.clone();
+                self.optimize.refresh_studies(&engine, &id);
+            }
+        }
+    }
+
+    /// Puts the best trial's values into the workflow's parameter defaults (an undoable
+    /// edit of the document) and stores that as a new version of the workflow.
+    fn apply_best_trial(&mut self) {
+        let Some(best) = self.optimize.view.best().cloned() else {
+            return;
+        };
+        let Some(values) = best.params.as_object().cloned() else {
+            return;
+        };
+        self.doc.edit("Apply optimised parameters", |w| {
+            for (k, v) in values {
+                w.parameters.insert(k, v);
+            }
+        });
+        let Some(engine) = &self.engine else {
+            return;
+        };
+        let note = format!(
+            "parameters from optimisation study {}, trial {}",
+            self.optimize
+                .view
+                .record
+                .as_ref()
+                .map_or("", |r| r.id.as_str()),
+            best.number
+        );
+        match engine.register_noted(self.doc.workflow().clone(), "editor", Some(&note)) {
+            Ok((_, version)) => {
+                self.optimize.view.applied = Some(version);
+                self.info(format!(
+                    "Applied trial {}'s values; stored as version {version}",
+                    best.number
+                ));
+            }
+            Err(e) => self.error(format!("Applying the best values: {e}")),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod document;
 pub mod edits;
 pub mod files;
 pub mod inspector;
+pub mod optimize;
 pub mod palette;
 pub mod problems;
 pub mod run;

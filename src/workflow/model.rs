@@ -36,6 +36,9 @@ pub struct Workflow {
     #[schema(value_type = Object)]
     pub parameters: ParamMap,
     pub metadata: Metadata,
+    /// What `optimize` may tune and what it should improve; the engine ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimization: Option<super::optimization::Optimization>,
     /// Node positions for the editor; the engine ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
@@ -369,6 +372,7 @@ impl Workflow {
             steps,
             parameters: ParamMap::new(),
             metadata: Metadata::new_now("grym-synth"),
+            optimization: None,
             layout: None,
         }
     }

@@ -42,6 +42,11 @@ pub const TEMPLATES: &[Template] = &[
         description: "For batches: normalise a clip more than 1 LU off -23 LUFS to -23 LUFS, verify, export 24-bit 48 kHz",
         text: include_str!("../../workflows/loudness-normalize.ron"),
     },
+    Template {
+        name: "match-reference",
+        description: "High-pass and gain a recording, score it against a reference; `optimize` tunes the cutoff and gain",
+        text: include_str!("../../workflows/match-reference.ron"),
+    },
 ];
 
 /// The template called `name`.

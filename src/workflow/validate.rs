@@ -186,6 +186,7 @@ pub fn validate(workflow: &Workflow, catalog: Option<&dyn StepCatalog>) -> Repor
     let references = collect_references(workflow);
     check_references(workflow, &graph, &references, &mut problems);
     check_control_flow(workflow, &graph, &references, &mut problems);
+    super::optimization::check(workflow, &mut problems);
     if let Some(catalog) = catalog {
         for step in workflow.steps.values() {
             catalog.check_step(step, &mut problems);

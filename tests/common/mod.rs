@@ -289,6 +289,44 @@ impl Operation for Draw {
     }
 }
 
+/// `analysis/peak`: a smooth objective with one maximum, `score = 5·[mode = "b"] − (x − 3)² −
+/// (y + 1)²` (best 5 at x = 3, y = −1, mode b), for the optimiser's tests.
+pub struct Peak(pub OperationSpec);
+
+impl Peak {
+    pub fn new() -> Self {
+        let number = || ParamKind::Number {
+            min: None,
+            max: None,
+        };
+        Peak(spec(
+            StepType::Analysis,
+            "peak",
+            &[],
+            &[
+                ("x", number(), json!(0)),
+                ("y", number(), json!(0)),
+                ("mode", ParamKind::String, json!("a")),
+            ],
+        ))
+    }
+}
+
+impl Operation for Peak {
+    fn spec(&self) -> &OperationSpec {
+        &self.0
+    }
+    fn run(&self, ctx: &OpContext<'_>) -> Result<Value, OpError> {
+        let (x, y) = (ctx.f64_param("x")?, ctx.f64_param("y")?);
+        let bonus = if ctx.str_param("mode")? == "b" {
+            5.0
+        } else {
+            0.0
+        };
+        Ok(json!({ "score": bonus - (x - 3.0).powi(2) - (y + 1.0).powi(2) }))
+    }
+}
+
 /// Handles to the counters of the registered test operations.
 pub struct TestOps {
     pub add_runs: Arc<AtomicUsize>,
@@ -315,6 +353,7 @@ pub fn registry() -> (OperationRegistry, TestOps) {
     let registry = OperationRegistry::new()
         .with(add)
         .with(Score::new())
+        .with(Peak::new())
         .with(counter)
         .with(sleep)
         .with(flaky)
