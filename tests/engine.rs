@@ -701,3 +701,49 @@ fn parameter_references_read_run_parameters_and_must_be_declared() {
     assert_eq!(problem.field, "steps.a.parameters.amount");
     assert!(problem.message.contains("`step`"), "{}", problem.message);
 }
+
+#[test]
+fn a_seeded_step_in_a_loop_draws_a_new_seed_on_every_visit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _ops) = engine(dir.path(), 2);
+    let wf = workflow(
+        "redraw",
+        "draw",
+        json!({"seed": 40}),
+        json!({
+            "draw": {"type": "generation", "operation": "draw", "maxIterations": 3,
+                     "parameters": {"seed": "parameter.seed"}, "nextSteps": {"default": "gate"}},
+            "gate": {"type": "conditional", "inputs": [{"source": "previous_step", "key": "draw.result"}],
+                     "condition": {"operator": "greater_than", "leftOperand": "result.seed", "rightOperand": 1000},
+                     "nextSteps": {"conditional": [{"condition": "true", "stepId": "done"}, {"condition": "false", "stepId": "draw"}]}},
+            "done": {"type": "analysis", "operation": "counter", "cache": false}
+        }),
+    );
+    let seeds = |run: &grym_synth::engine::ExecutionSnapshot| -> Vec<(i64, bool)> {
+        run.step_runs
+            .iter()
+            .filter(|r| r.step_id == "draw")
+            .map(|r| {
+                let result = r.result.as_ref().expect("a result");
+                (result["seed"].as_i64().expect("seed"), r.cached)
+            })
+            .collect()
+    };
+    let id = engine
+        .run(wf.clone(), params(json!({})), RunOptions::default())
+        .unwrap();
+    let first = engine.wait(&id, WAIT).unwrap();
+    assert_eq!(
+        first.status,
+        ExecutionStatus::LoopLimit,
+        "{:?}",
+        first.error
+    );
+    assert_eq!(seeds(&first), [(40, false), (41, false), (42, false)]);
+    // Every visit is reproducible: the same run again takes each visit from the cache.
+    let id = engine
+        .run(wf, params(json!({})), RunOptions::default())
+        .unwrap();
+    let again = engine.wait(&id, WAIT).unwrap();
+    assert_eq!(seeds(&again), [(40, true), (41, true), (42, true)]);
+}

@@ -211,7 +211,12 @@ fn every_catalog_operation_declares_what_an_editor_and_an_llm_need() {
             "{} needs a real description",
             spec.qualified_name()
         );
-        assert!(!spec.inputs.is_empty(), "{}", spec.qualified_name());
+        // It reads something: an input, or (a report) a required parameter of references.
+        assert!(
+            !spec.inputs.is_empty() || spec.parameters.iter().any(|p| p.required),
+            "{}",
+            spec.qualified_name()
+        );
         assert!(
             !spec.outputs.is_empty(),
             "{} declares no results",
@@ -244,8 +249,8 @@ fn the_runnable_templates_run_end_to_end() {
     let engine = engine(&dir.path().join("data"));
     for (name, clip, last) in [
         ("loudness-normalize", "clicks.wav", "export-normalized"),
-        ("loudness-normalize", "speech.wav", "export-original"),
-        ("rhythm-report", "clicks.wav", "loudness"),
+        ("loudness-normalize", "speech.wav", "export-normalized"),
+        ("rhythm-report", "clicks.wav", "report"),
     ] {
         let mut wf = templates::find(name).unwrap().load().unwrap();
         wf.parameters
@@ -307,4 +312,62 @@ fn cancelling_stops_a_streaming_transform_inside_the_file() {
         run.step_runs.last().map(|r| r.status),
         Some(grym_synth::engine::StepRunStatus::Cancelled)
     );
+}
+
+#[test]
+fn quality_passes_a_clean_recording_and_fails_noise_naming_the_area() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(&dir.path().join("data"));
+    let score = |clip: &str| {
+        let wf = workflow(
+            json!({"q": {"type": "analysis", "operation": "quality",
+                         "inputs": [{"source": "parameter", "key": "audioFile"}]}}),
+            json!({"audioFile": fixture(clip)}),
+        );
+        run(&engine, wf, dir.path()).results["q"].clone()
+    };
+    let chord = score("chord.wav");
+    assert_eq!(chord["passed"], json!(true), "{chord}");
+    assert!(chord["qualityScore"].as_f64().unwrap() > 0.9, "{chord}");
+    let noise = score("noise.wav");
+    assert_eq!(noise["passed"], json!(false), "{noise}");
+    assert_eq!(noise["aspects"]["noise"]["score"], json!(0.0), "{noise}");
+    assert_eq!(noise["improvementAreas"][0], "noise", "{noise}");
+}
+
+#[test]
+fn report_writes_resolved_references_into_the_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(&dir.path().join("data"));
+    let report = |file_name: &str| {
+        workflow(
+            json!({
+                "loudness": {"type": "analysis", "operation": "loudness",
+                             "inputs": [{"source": "parameter", "key": "audioFile"}],
+                             "nextSteps": {"default": "report"}},
+                "report": {"type": "transformation", "operation": "report",
+                           "parameters": {"fileName": file_name, "content": {
+                               "file": "parameter.audioFile",
+                               "figures": {"lufs": "context.loudness.result.integratedLufs"}}}}
+            }),
+            json!({"audioFile": fixture("speech.wav")}),
+        )
+    };
+    let out = dir.path().join("out");
+    let snapshot = run(&engine, report("summary"), &out);
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(written, snapshot.results["report"]["report"]);
+    assert_eq!(written["file"], json!(fixture("speech.wav")));
+    assert_eq!(
+        written["figures"]["lufs"],
+        snapshot.results["loudness"]["integratedLufs"]
+    );
+    // A name with a folder in it is refused.
+    let id = engine
+        .run(report("../escape"), ParamMap::new(), RunOptions::default())
+        .unwrap();
+    let failed = engine.wait(&id, Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    assert!(failed.error.unwrap().contains("plain file name"));
 }

@@ -8,8 +8,9 @@
 //! - [`resample`]: rubato FFT resampler, streaming.
 //! - [`spectral`], [`pitch`], [`rhythm`]: the librosa building blocks (STFT, mel and
 //!   chroma banks, YIN, onset strength, tempo, beat tracking, peak picking).
-//! - [`features`], [`patterns`], [`loudness`], [`compare`]: the analysis results;
-//!   [`frames`]: the per-frame MFCC and chroma behind the `features` means, for display.
+//! - [`features`], [`patterns`], [`loudness`], [`compare`], [`quality`], [`beatsync`]: the
+//!   analysis results; [`frames`]: the per-frame MFCC and chroma behind the `features`
+//!   means, for display.
 //! - [`transform`]: gain, filter, fade, normalize, trim, mix, export, in memory and
 //!   streamed file to file.
 //! - [`playback`]: playing clips on the output device (cpal) from a lock-free real-time
@@ -18,6 +19,7 @@
 //! Reference numbers: `tools/make_audio_fixtures.py` (librosa 0.11, pyloudnorm) writes
 //! `tests/fixtures/audio/reference.json`, which `tests/audio_features.rs` checks.
 
+pub mod beatsync;
 pub mod buffer;
 pub mod cancel;
 pub mod compare;
@@ -30,11 +32,13 @@ pub mod loudness;
 pub mod patterns;
 pub mod pitch;
 pub mod playback;
+pub mod quality;
 pub mod resample;
 pub mod rhythm;
 pub mod spectral;
 pub mod transform;
 
+pub use beatsync::{BeatGrid, BeatSync, beat_synchronous};
 pub use buffer::{AudioBuffer, downmix};
 pub use compare::{Comparison, compare};
 pub use decode::{
@@ -46,6 +50,7 @@ pub use error::{AudioError, Result};
 pub use features::{FeatureParams, Features, extract_features};
 pub use loudness::{LoudnessMeter, LoudnessReport, measure_loudness};
 pub use patterns::{PatternParams, Patterns, analyze_patterns};
+pub use quality::{Quality, QualityParams, assess_quality};
 pub use resample::{StreamResampler, resample};
 pub use transform::{
     FilterSpec, NormalizeTarget, TransformReport, export_file, fade_file, filter_file, gain_file,

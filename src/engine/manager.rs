@@ -941,10 +941,11 @@ fn execute_step(
         };
     };
     let spec = operation.spec();
-    let params = match resolve_params(inner, execution, &step.parameters) {
+    let mut params = match resolve_params(inner, execution, &step.parameters) {
         Ok(p) => OperationRegistry::effective_params(spec, &p),
         Err(e) => return StepOutcome::Error(OpError::Invalid(e)),
     };
+    advance_seed(spec, &mut params, attempt.iteration);
     for (name, value) in &params {
         if let Some(p) = spec.param(name)
             && let Some(problem) = super::registry::param_problem(p, value)
@@ -1003,6 +1004,22 @@ fn execute_step(
             }
         }
         Err(e) => StepOutcome::Error(e),
+    }
+}
+
+/// A seeded step that a loop brings back runs with `seed + iteration − 1`: each visit is a
+/// new take instead of a (cached) copy of the last one, and the run stays reproducible.
+fn advance_seed(spec: &super::OperationSpec, params: &mut ParamMap, iteration: u32) {
+    let Some(name) = &spec.seed_parameter else {
+        return;
+    };
+    if iteration <= 1 {
+        return;
+    }
+    if let Some(seed) = params.get(name).and_then(Value::as_u64) {
+        // Kept within i64 so that the operation reads it as it reads any integer.
+        let advanced = seed.wrapping_add(u64::from(iteration - 1)) & i64::MAX as u64;
+        params.insert(name.clone(), Value::from(advanced));
     }
 }
 

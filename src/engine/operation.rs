@@ -37,11 +37,12 @@ pub struct OperationSpec {
     #[serde(default)]
     pub outputs: Vec<OutputSpec>,
     /// Name of the parameter that seeds the operation's randomness, if it has any. Such an
-    /// operation is cached only when that parameter is set.
+    /// operation is cached only when that parameter is set, and a loop's later visits of
+    /// its step run with the seed plus the visit number less one (a new take each time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed_parameter: Option<String>,
     /// False for operations whose result depends on more than their inputs and parameters
-    /// (the wall clock, the network); those are never cached.
+    /// (the wall clock, the network, the run's output folder); those are never cached.
     #[serde(default = "yes")]
     pub deterministic: bool,
 }

@@ -1,4 +1,5 @@
-//! Analysis operations over the signal: features, patterns, loudness and comparison.
+//! Analysis operations over the signal: features, patterns, loudness, comparison, the
+//! no-reference quality score and beat-synchronous figures.
 
 use serde_json::{Value, json};
 
@@ -320,4 +321,175 @@ fn run_compare(ctx: &OpContext<'_>) -> Result<Value, OpError> {
         threshold,
     );
     to_value(&comparison)
+}
+
+pub fn quality() -> FnOperation {
+    let d = audio::QualityParams::default();
+    FnOperation {
+        spec: spec(
+            StepType::Analysis,
+            "quality",
+            "Scores a clip on its own, with no reference: the gate of a generate → score → \
+             regenerate loop. Aspects, each 0–1: level (RMS and the share of frames above \
+             −60 dBFS: not silent), clipping (samples beyond full scale or in flat tops at full \
+             scale), loudness (integrated LUFS within 3 LU of `targetLufs`), dcOffset (the largest \
+             channel mean) and noise (spectral flatness: white noise fails). qualityScore is \
+             their weighted geometric mean (level 0.25, clipping 0.2, loudness 0.2, noise 0.2, \
+             dcOffset 0.15), so one failing aspect fails the clip; `passed` is qualityScore ≥ \
+             `minScore`, for a condition to branch on. improvementAreas lists the areas of the \
+             aspects under `threshold` (loudness for level, clipping and loudness; noise for \
+             dcOffset and noise), worst first — what a `generate` step's focusAreas reads. The \
+             formula is in src/audio/quality.rs. A generation result is judged by its `audio` \
+             artifact.",
+        )
+        .audio_input(
+            "audio",
+            "the clip: a file path, an audio artifact or a generation result",
+        )
+        .param(
+            "targetLufs",
+            number(Some(-70.0), Some(0.0)),
+            Some(json!(d.target_lufs)),
+            "integrated loudness the loudness aspect aims at",
+        )
+        .param(
+            "threshold",
+            number(Some(0.0), Some(1.0)),
+            Some(json!(d.threshold)),
+            "aspects scoring below this become improvement areas",
+        )
+        .param(
+            "minScore",
+            number(Some(0.0), Some(1.0)),
+            Some(json!(0.6)),
+            "the qualityScore at which `passed` is true",
+        )
+        .output(
+            "qualityScore",
+            "0–1, the weighted geometric mean of the aspects",
+        )
+        .output("passed", "qualityScore ≥ minScore")
+        .output("aspects", "{name: {score, weight, area, detail}}")
+        .output(
+            "improvementAreas",
+            "areas of the aspects below the threshold, worst first",
+        )
+        .output(
+            "measurements",
+            "rmsDbfs, activeShare, clippedShare, integratedLufs, dcOffset, spectralFlatness",
+        ),
+        run: run_quality,
+    }
+}
+
+fn run_quality(ctx: &OpContext<'_>) -> Result<Value, OpError> {
+    let params = audio::QualityParams {
+        target_lufs: ctx.f64_param("targetLufs")?,
+        threshold: ctx.f64_param("threshold")?,
+    };
+    let min_score = ctx.f64_param("minScore")?;
+    let (buffer, _) = load(ctx, "audio")?;
+    ctx.progress.report(0.3, "assessing");
+    let quality = audio::assess_quality(&buffer, &params).map_err(audio_error)?;
+    ctx.cancel.check()?;
+    let mut result = to_value(&quality)?;
+    result["passed"] = json!(quality.quality_score >= min_score);
+    Ok(result)
+}
+
+pub fn beatsync() -> FnOperation {
+    let mut spec = spec(
+        StepType::Analysis,
+        "beatsync",
+        "Figures of a clip per beat, per bar and per section, on the beat grid of a `patterns` \
+         result (librosa's beat-synchronous aggregation, util.sync with the mean): RMS level \
+         (dBFS), spectral centroid, spectral flatness, mean chroma with its strongest pitch class, \
+         and the onsets counted in each span. Beat intervals run from beat to beat (plus the \
+         lead-in before the first beat and the tail after the last); bars group `beatsPerBar` \
+         beats from the first beat; sections are the patterns' segments with their boundaries \
+         moved to the nearest beat. accentProfile is the mean level at each position in the \
+         bar: where the weight of the bar falls. Frames: 2048 samples, hop 512, centred, on the \
+         mono downmix. The definitions are in src/audio/beatsync.rs.",
+    )
+    .audio_input("audio", "the clip: a file path or an audio artifact")
+    .param(
+        "beatsPerBar",
+        integer(Some(1), Some(16)),
+        Some(json!(4)),
+        "beats in a bar, counted from the first beat",
+    )
+    .output("duration", "seconds")
+    .output("tempo", "BPM, from the patterns result")
+    .output("beatCount", "beats on the grid")
+    .output(
+        "beatIntervals",
+        "[{start, end, rmsDb, spectralCentroid, spectralFlatness, chroma, pitchClass, onsets}]",
+    )
+    .output("bars", "the same figures per bar")
+    .output(
+        "sections",
+        "the same figures per section, with its beat count (`beats`)",
+    )
+    .output(
+        "accentProfile",
+        "mean rmsDb per position in the bar, first beat first",
+    );
+    spec.inputs.push(crate::engine::InputSpec {
+        name: "patterns".into(),
+        kind: crate::engine::InputKind::Json,
+        description: "a `patterns` result: its beats, onsets and segments".into(),
+        required: true,
+        variadic: false,
+    });
+    FnOperation {
+        spec,
+        run: run_beatsync,
+    }
+}
+
+/// The numbers at `key` of a patterns result (a list of numbers, or of objects whose
+/// `field` is one).
+fn times(patterns: &Value, key: &str, field: Option<&str>) -> Result<Vec<f64>, OpError> {
+    let Some(items) = patterns.get(key) else {
+        return Ok(Vec::new());
+    };
+    let items = items
+        .as_array()
+        .ok_or_else(|| OpError::invalid(format!("input `patterns`: `{key}` must be a list")))?;
+    items
+        .iter()
+        .map(|item| {
+            let value = match field {
+                Some(f) => item.get(f),
+                None => Some(item),
+            };
+            value.and_then(Value::as_f64).ok_or_else(|| {
+                OpError::invalid(format!("input `patterns`: `{key}` holds a non-number"))
+            })
+        })
+        .collect()
+}
+
+fn run_beatsync(ctx: &OpContext<'_>) -> Result<Value, OpError> {
+    let patterns = ctx.input("patterns")?;
+    if !patterns.is_object() {
+        return Err(OpError::invalid(
+            "input `patterns` must be the result of a `patterns` step",
+        ));
+    }
+    let starts = times(patterns, "segments", Some("start"))?;
+    let ends = times(patterns, "segments", Some("end"))?;
+    let grid = audio::BeatGrid {
+        beats: times(patterns, "beats", None)?,
+        onsets: times(patterns, "onsets", Some("time"))?,
+        sections: starts.into_iter().zip(ends).collect(),
+    };
+    let beats_per_bar = usize_param(ctx, "beatsPerBar")?;
+    let (buffer, _) = load(ctx, "audio")?;
+    ctx.progress.report(0.3, "analysing");
+    let sync = audio::beat_synchronous(&buffer, &grid, beats_per_bar).map_err(audio_error)?;
+    ctx.cancel.check()?;
+    let mut result = to_value(&sync)?;
+    result["tempo"] = patterns.get("tempo").cloned().unwrap_or(Value::Null);
+    Ok(result)
 }

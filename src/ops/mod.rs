@@ -1,9 +1,11 @@
 //! The operation catalog: analysis, generation and transformation operations, each adapting
-//! the `audio` and `models` libraries to the engine's `Operation` contract.
+//! the `audio` and `models` libraries to the engine's `Operation` contract (and a report
+//! that gathers their results into a file).
 
 pub mod analysis;
 pub mod generation;
 pub mod models;
+pub mod report;
 pub mod support;
 pub mod transformation;
 pub mod wav2vec2;
@@ -20,6 +22,8 @@ pub fn builtin_registry() -> OperationRegistry {
         analysis::patterns(),
         analysis::loudness(),
         analysis::compare(),
+        analysis::quality(),
+        analysis::beatsync(),
         wav2vec2::embed(),
         wav2vec2::transcribe(),
         transformation::export(),
@@ -30,6 +34,7 @@ pub fn builtin_registry() -> OperationRegistry {
         transformation::fade(),
         transformation::filter(),
         transformation::mix(),
+        report::report(),
     ] {
         registry.register(Arc::new(op));
     }

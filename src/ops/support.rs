@@ -241,6 +241,26 @@ pub fn usize_param(ctx: &OpContext<'_>, name: &str) -> Result<usize, OpError> {
         .map_err(|_| OpError::invalid(format!("parameter `{name}` must not be negative")))
 }
 
+/// A plain file name for the output folder (no folders, nothing hidden), ending in
+/// `.extension` (added when missing).
+pub fn plain_file_name(name: &str, extension: &str) -> Result<String, OpError> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && name.len() <= 200;
+    if !ok {
+        return Err(OpError::invalid(format!(
+            "fileName `{name}` must be a plain file name (no folders, not hidden)"
+        )));
+    }
+    let suffix = format!(".{extension}");
+    Ok(if name.to_ascii_lowercase().ends_with(&suffix) {
+        name.to_string()
+    } else {
+        format!("{name}{suffix}")
+    })
+}
+
 pub fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, OpError> {
     serde_json::to_value(v).map_err(|e| OpError::failed(format!("cannot encode the result: {e}")))
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::support::{
-    FnOperation, SpecExt, audio_error, choice, describe, input_path, number, opt_f64, scratch_file,
-    spec, store_artifact, transform_result,
+    FnOperation, SpecExt, audio_error, choice, describe, input_path, number, opt_f64,
+    plain_file_name, scratch_file, spec, store_artifact, transform_result,
 };
 use crate::audio::{self, BitDepth, Dither, FilterSpec, NormalizeTarget, WavSpec};
 use crate::engine::cache::hash_file;
@@ -51,7 +51,7 @@ fn streamed(
 }
 
 pub fn export() -> FnOperation {
-    FnOperation {
+    let mut export = FnOperation {
         spec: with_artifact_outputs(audio_in(spec(
             StepType::Transformation,
             "export",
@@ -97,7 +97,11 @@ pub fn export() -> FnOperation {
         )
         .output("path", "the written file"),
         run: run_export,
-    }
+    };
+    // The file belongs to the run's output folder: every run writes its own, so a result
+    // from another run's folder is never reused.
+    export.spec.deterministic = false;
+    export
 }
 
 fn run_export(ctx: &OpContext<'_>) -> Result<Value, OpError> {
@@ -120,7 +124,7 @@ fn run_export(ctx: &OpContext<'_>) -> Result<Value, OpError> {
         ),
     };
     let name = match ctx.param("fileName").and_then(Value::as_str) {
-        Some(n) => sanitize_file_name(n)?,
+        Some(n) => plain_file_name(n, "wav")?,
         None => {
             let stem = input
                 .file_stem()
@@ -151,24 +155,6 @@ fn run_export(ctx: &OpContext<'_>) -> Result<Value, OpError> {
     result["path"] = json!(target);
     result["bitDepth"] = json!(depth.bits());
     Ok(result)
-}
-
-/// A plain file name: no folders, nothing hidden.
-fn sanitize_file_name(name: &str) -> Result<String, OpError> {
-    let ok = !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
-        && name.len() <= 200;
-    if !ok {
-        return Err(OpError::invalid(format!(
-            "fileName `{name}` must be a plain file name (no folders, not hidden)"
-        )));
-    }
-    Ok(if name.to_ascii_lowercase().ends_with(".wav") {
-        name.to_string()
-    } else {
-        format!("{name}.wav")
-    })
 }
 
 pub fn resample() -> FnOperation {

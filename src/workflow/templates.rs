@@ -18,14 +18,29 @@ pub const TEMPLATES: &[Template] = &[
         text: include_str!("../../workflows/audio-enhancement.ron"),
     },
     Template {
-        name: "loudness-normalize",
-        description: "Measure loudness, normalise quiet clips to -23 LUFS, verify, export 24-bit 48 kHz",
-        text: include_str!("../../workflows/loudness-normalize.ron"),
+        name: "text-to-audio-quality-gate",
+        description: "Generate from a prompt, score the clip with no reference and regenerate with the next seed until it passes (at most four takes); export it",
+        text: include_str!("../../workflows/text-to-audio-quality-gate.ron"),
+    },
+    Template {
+        name: "style-transfer",
+        description: "Regenerate a source clip audio-to-audio toward a reference clip's sound; compare before and after, export, report",
+        text: include_str!("../../workflows/style-transfer.ron"),
+    },
+    Template {
+        name: "speech-transcription",
+        description: "Transcribe speech with Wav2Vec2 (words with times) and report it with the recording's loudness",
+        text: include_str!("../../workflows/speech-transcription.ron"),
     },
     Template {
         name: "rhythm-report",
-        description: "Onsets, tempo, beats, sections, spectral features and loudness of a clip",
+        description: "Beats, bars and beat-aligned sections with level, brightness and pitch class per beat, the accent profile, tempo and loudness, as a report",
         text: include_str!("../../workflows/rhythm-report.ron"),
+    },
+    Template {
+        name: "loudness-normalize",
+        description: "For batches: normalise a clip more than 1 LU off -23 LUFS to -23 LUFS, verify, export 24-bit 48 kHz",
+        text: include_str!("../../workflows/loudness-normalize.ron"),
     },
     Template {
         name: "match-reference",

@@ -255,6 +255,40 @@ impl Operation for Explode {
     }
 }
 
+/// `generation/draw`: `{seed, value}`, a number drawn from its `seed` (its randomness is
+/// seeded, as the engine sees it).
+pub struct Draw(pub OperationSpec);
+
+impl Draw {
+    pub fn new() -> Self {
+        let mut spec = spec(
+            StepType::Generation,
+            "draw",
+            &[],
+            &[(
+                "seed",
+                ParamKind::Integer {
+                    min: Some(0),
+                    max: None,
+                },
+                Value::Null,
+            )],
+        );
+        spec.seed_parameter = Some("seed".into());
+        Draw(spec)
+    }
+}
+
+impl Operation for Draw {
+    fn spec(&self) -> &OperationSpec {
+        &self.0
+    }
+    fn run(&self, ctx: &OpContext<'_>) -> Result<Value, OpError> {
+        let seed = ctx.i64_param("seed")?;
+        Ok(json!({ "seed": seed, "value": (seed * 7919) % 101 }))
+    }
+}
+
 /// `analysis/peak`: a smooth objective with one maximum, `score = 5·[mode = "b"] − (x − 3)² −
 /// (y + 1)²` (best 5 at x = 3, y = −1, mode b), for the optimiser's tests.
 pub struct Peak(pub OperationSpec);
@@ -323,6 +357,7 @@ pub fn registry() -> (OperationRegistry, TestOps) {
         .with(counter)
         .with(sleep)
         .with(flaky)
+        .with(Draw::new())
         .with(Explode(spec(StepType::Analysis, "explode", &[], &[])));
     (registry, ops)
 }
