@@ -156,83 +156,11 @@ enum Command {
     /// Run one workflow over many audio files: one progress bar, a summary of every file's
     /// results; a failed file is reported and the rest go on, and a re-run reuses what the
     /// cache holds.
-    Batch {
-        /// Workflow file (.ron or .json).
-        workflow: PathBuf,
-        /// Files: glob patterns (quote them), paths, or @LIST (a file of paths, one per line).
-        #[arg(long, required = true, num_args = 1.., value_name = "GLOB|FILE|@LIST")]
-        inputs: Vec<String>,
-        /// The run parameter that receives each file (default: the one audio parameter).
-        #[arg(long, value_name = "NAME")]
-        input_param: Option<String>,
-        /// Run parameter for every file, as key=value.
-        #[arg(long = "param", value_name = "KEY=VALUE")]
-        params: Vec<String>,
-        /// Take share I of N (from 0) of the sorted inputs, or `auto` for the index of a
-        /// Slurm array job or a Kubernetes Indexed Job.
-        #[arg(long, value_name = "I/N|auto")]
-        shard: Option<String>,
-        /// Files in flight at once (default: the engine's concurrency limit).
-        #[arg(long)]
-        parallel: Option<usize>,
-        /// Write the summary here: CSV, or JSON for a .json path.
-        #[arg(long, value_name = "FILE")]
-        summary: Option<PathBuf>,
-        /// Folder for exported files, one subfolder per input.
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Print the summary as JSON on stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    Batch(commands::batch::BatchArgs),
     /// Tune a workflow's run parameters to improve a figure of its results: a seeded random
     /// or grid start, then a tree-structured Parzen estimator; every trial is an execution in
     /// the history and a record of the study, which `--resume` continues.
-    Optimize {
-        /// Workflow file (.ron or .json); its `optimization` section names the objective and
-        /// the tunable parameters, which --param and --objective add to or replace.
-        #[arg(required_unless_present_any = ["resume", "show"])]
-        workflow: Option<PathBuf>,
-        /// NAME=RANGE tunes a run parameter (`1..5`, `1e-3..1:log`, `10..50` for integers,
-        /// `a|b|c` for choices); NAME=VALUE fixes one for every trial.
-        #[arg(long = "param", value_name = "NAME=SPEC")]
-        params: Vec<String>,
-        /// Trials to run (default: the workflow's budget, else 20).
-        #[arg(long)]
-        budget: Option<u32>,
-        /// Trials in flight at once.
-        #[arg(long, default_value_t = 2)]
-        parallel: usize,
-        /// Trials of the start design before the estimator takes over.
-        #[arg(long)]
-        startup: Option<u32>,
-        /// Start from a grid instead of random points.
-        #[arg(long)]
-        grid: bool,
-        /// Stop after this many trials in a row without improvement.
-        #[arg(long)]
-        patience: Option<u32>,
-        /// Seed of the start design and the sampler.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// What to improve: `<step>.result.<path>`.
-        #[arg(long)]
-        objective: Option<String>,
-        /// maximize (default) or minimize.
-        #[arg(long)]
-        direction: Option<String>,
-        /// Continue a recorded study.
-        #[arg(long, value_name = "STUDY", conflicts_with = "workflow")]
-        resume: Option<String>,
-        /// Print a recorded study's trials and stop.
-        #[arg(long, value_name = "STUDY", conflicts_with_all = ["workflow", "resume"])]
-        show: Option<String>,
-        /// Store the workflow with the best values as its defaults, as a new version.
-        #[arg(long)]
-        apply: bool,
-        #[arg(long)]
-        json: bool,
-    },
+    Optimize(commands::optimize::OptimizeArgs),
     /// Continue an interrupted execution from its last completed step.
     Resume {
         execution: String,
@@ -254,19 +182,18 @@ fn main() -> ExitCode {
             tab,
         }) => {
             let show = execution.map(|id| grym_synth::ui::ShowExecution { id, step });
-            match tab.as_deref().map(|t| {
-                grym_synth::ui::app::BottomTab::parse(t).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--tab `{t}`: choose problems, run, timeline, audio or optimise"
-                    )
+            let tab = tab
+                .as_deref()
+                .map(|t| {
+                    grym_synth::ui::app::BottomTab::parse(t).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--tab `{t}`: choose problems, run, timeline, audio or optimise"
+                        )
+                    })
                 })
-            }) {
-                Some(Err(e)) => Err(e),
-                Some(Ok(tab)) => grym_synth::ui::run_editor(Some(file), data_dir, show, Some(tab))
-                    .map(|()| ExitCode::SUCCESS),
-                None => grym_synth::ui::run_editor(Some(file), data_dir, show, None)
-                    .map(|()| ExitCode::SUCCESS),
-            }
+                .transpose();
+            tab.and_then(|tab| grym_synth::ui::run_editor(Some(file), data_dir, show, tab))
+                .map(|()| ExitCode::SUCCESS)
         }
         Some(Command::Validate { files, json }) => {
             let catalog = grym_synth::ops::builtin_registry();
@@ -310,64 +237,8 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stdout(), "{}", grym_synth::api::openapi_json());
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Batch {
-            workflow,
-            inputs,
-            input_param,
-            params,
-            shard,
-            parallel,
-            summary,
-            out,
-            json,
-        }) => commands::batch::execute(
-            commands::batch::BatchArgs {
-                workflow: &workflow,
-                inputs: &inputs,
-                input_param: input_param.as_deref(),
-                params: &params,
-                shard: shard.as_deref(),
-                parallel,
-                summary: summary.as_deref(),
-                out: out.as_deref(),
-                json,
-            },
-            data_dir,
-        ),
-        Some(Command::Optimize {
-            workflow,
-            params,
-            budget,
-            parallel,
-            startup,
-            grid,
-            patience,
-            seed,
-            objective,
-            direction,
-            resume,
-            show,
-            apply,
-            json,
-        }) => commands::optimize::execute(
-            commands::optimize::OptimizeArgs {
-                workflow: workflow.as_deref(),
-                params: &params,
-                budget,
-                parallel,
-                startup,
-                grid,
-                patience,
-                seed,
-                objective,
-                direction,
-                resume,
-                show,
-                apply,
-                json,
-            },
-            data_dir,
-        ),
+        Some(Command::Batch(args)) => commands::batch::execute(&args, data_dir),
+        Some(Command::Optimize(args)) => commands::optimize::execute(&args, data_dir),
         Some(Command::Resume { execution, json }) => {
             commands::resume::execute(&execution, json, data_dir)
         }

@@ -3,40 +3,20 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use common::editor::{harness, wait_for};
 
 use egui::accesskit::Role;
 use egui::{Key, Modifiers, Pos2};
+use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::{Harness, HarnessBuilder};
 use grym_synth::engine::{Engine, ExecutionStatus};
 use grym_synth::ui::run::{NodeStatus, Phase};
 use grym_synth::ui::{Document, Editor, Settings};
 use grym_synth::workflow::Workflow;
 use serde_json::json;
 
-fn harness(editor: Editor) -> Harness<'static, Editor> {
-    HarnessBuilder::default()
-        .with_size(egui::vec2(1500.0, 950.0))
-        .build_ui_state(|ui, editor: &mut Editor| editor.show(ui), editor)
-}
-
 fn editor(engine: Engine, doc: Document) -> Editor {
     Editor::new(Ok(engine), doc, Settings::default())
-}
-
-/// Runs frames until `done` holds (real time passes: the engine works on its threads).
-fn wait_for(h: &mut Harness<'_, Editor>, what: &str, done: impl Fn(&Editor) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.step();
 }
 
 /// Drags with the primary button from `from` to `to` in small moves, as a hand would.

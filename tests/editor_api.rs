@@ -4,35 +4,17 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use common::editor::{harness, wait_for};
+use std::time::Duration;
 
+use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::{Harness, HarnessBuilder};
 use grym_synth::engine::Engine;
 use grym_synth::ui::app::Pending;
 use grym_synth::ui::versions::VersionsAction;
 use grym_synth::ui::{Document, Editor, Settings};
 use grym_synth::workflow::Workflow;
 use serde_json::{Value, json};
-
-fn harness(editor: Editor) -> Harness<'static, Editor> {
-    HarnessBuilder::default()
-        .with_size(egui::vec2(1500.0, 950.0))
-        .build_ui_state(|ui, editor: &mut Editor| editor.show(ui), editor)
-}
-
-fn wait_for(h: &mut Harness<'_, Editor>, what: &str, done: impl Fn(&Editor) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.step();
-}
 
 fn chain() -> Workflow {
     common::workflow(

@@ -4,37 +4,18 @@
 
 mod common;
 
+use common::editor::{harness, wait_for};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
+use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::{Harness, HarnessBuilder};
 use grym_synth::audio::playback::Slot;
 use grym_synth::engine::{Engine, EngineConfig, ExecutionStatus};
 use grym_synth::ui::audio::PlayerState;
 use grym_synth::ui::run::Phase;
 use grym_synth::ui::{Document, Editor, Settings};
 use serde_json::json;
-
-fn harness(editor: Editor) -> Harness<'static, Editor> {
-    HarnessBuilder::default()
-        .with_size(egui::vec2(1500.0, 950.0))
-        .build_ui_state(|ui, editor: &mut Editor| editor.show(ui), editor)
-}
-
-fn wait_for(h: &mut Harness<'_, Editor>, what: &str, done: impl Fn(&Editor) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.step();
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

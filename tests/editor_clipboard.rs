@@ -3,19 +3,14 @@
 
 mod common;
 
+use common::editor::harness;
 use std::time::Duration;
 
 use egui::{Key, Modifiers, OutputCommand, Pos2};
+use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::{Harness, HarnessBuilder};
 use grym_synth::ui::{Document, Editor, Settings};
 use serde_json::json;
-
-fn harness(editor: Editor) -> Harness<'static, Editor> {
-    HarnessBuilder::default()
-        .with_size(egui::vec2(1500.0, 950.0))
-        .build_ui_state(|ui, editor: &mut Editor| editor.show(ui), editor)
-}
 
 fn click_node(h: &mut Harness<'_, Editor>, step: &str) {
     let rect = h

@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use common::editor::wait_for;
 
 use egui::accesskit::Role;
+use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::{Harness, HarnessBuilder};
 use grym_synth::engine::Engine;
 use grym_synth::engine::optimize::StopReason;
 use grym_synth::engine::store::TrialState;
@@ -17,22 +17,7 @@ use grym_synth::workflow::Workflow;
 use serde_json::json;
 
 fn harness(editor: Editor) -> Harness<'static, Editor> {
-    HarnessBuilder::default()
-        .with_size(egui::vec2(1500.0, 1000.0))
-        .build_ui_state(|ui, editor: &mut Editor| editor.show(ui), editor)
-}
-
-fn wait_for(h: &mut Harness<'_, Editor>, what: &str, done: impl Fn(&Editor) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.step();
+    common::editor::harness_sized(editor, 1500.0, 1000.0)
 }
 
 /// `peak` tuned over x and y; `mode` is left to the user.

@@ -57,31 +57,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
-open_args=()
-if $timeline; then
-    # The clip: the chord over the first half of the click track, mixed by grym-synth.
-    fixtures=tests/fixtures/audio
-    clip=$(GRYM_DATA_DIR="$scratch/grym" "$bin" op transformation/mix \
-        --input "audio=$fixtures/chord.wav" --input "audio=$fixtures/clicks.wav" \
-        --param 'gainsDb=[-2,0]' --json |
+fixtures=tests/fixtures/audio
+# Mixes two audio fixtures with grym-synth (gains in dB as a JSON list) and prints the path
+# of the mix.
+mix_fixtures() {
+    local mixed
+    mixed=$(GRYM_DATA_DIR="$scratch/grym" "$bin" op transformation/mix \
+        --input "audio=$fixtures/$1" --input "audio=$fixtures/$2" \
+        --param "gainsDb=$3" --json |
         sed -n 's/^ *"path": *"\(.*\)",*$/\1/p' | head -n 1)
-    if [ -z "$clip" ]; then
-        echo "mixing the test clip failed" >&2
+    if [ -z "$mixed" ]; then
+        echo "mixing $1 and $2 failed" >&2
         exit 1
     fi
+    echo "$mixed"
+}
+
+open_args=()
+if $timeline; then
+    # The clip: the chord over the first half of the click track.
+    clip=$(mix_fixtures chord.wav clicks.wav '[-2,0]')
     GRYM_DATA_DIR="$scratch/grym" "$bin" run "$workflow" --param "audioFile=$clip" >/dev/null
     open_args=(--execution latest --step "${SCREENSHOT_STEP:-patterns}")
 fi
 if $optimise; then
-    fixtures=tests/fixtures/audio
-    clip=$(GRYM_DATA_DIR="$scratch/grym" "$bin" op transformation/mix \
-        --input "audio=$fixtures/chord.wav" --input "audio=$fixtures/noise.wav" \
-        --param 'gainsDb=[0,-12]' --json |
-        sed -n 's/^ *"path": *"\(.*\)",*$/\1/p' | head -n 1)
-    if [ -z "$clip" ]; then
-        echo "mixing the test clip failed" >&2
-        exit 1
-    fi
+    # The recording: the chord with noise over it; the reference: the clean chord.
+    clip=$(mix_fixtures chord.wav noise.wav '[0,-12]')
     GRYM_DATA_DIR="$scratch/grym" "$bin" optimize "$workflow" --param "audioFile=$clip" \
         --param "referenceFile=$fixtures/chord.wav" --budget 16 --seed 2 >/dev/null 2>&1
     open_args=(--tab optimise)

@@ -13,15 +13,34 @@ use serde_json::{Value, json};
 use super::common::{open_engine, output_dir, parse_assignments};
 
 /// Everything `grym-synth batch` was asked.
-pub struct BatchArgs<'a> {
-    pub workflow: &'a Path,
-    pub inputs: &'a [String],
-    pub input_param: Option<&'a str>,
-    pub params: &'a [String],
-    pub shard: Option<&'a str>,
+#[derive(Debug, clap::Args)]
+pub struct BatchArgs {
+    /// Workflow file (.ron or .json).
+    pub workflow: PathBuf,
+    /// Files: glob patterns (quote them), paths, or @LIST (a file of paths, one per line).
+    #[arg(long, required = true, num_args = 1.., value_name = "GLOB|FILE|@LIST")]
+    pub inputs: Vec<String>,
+    /// The run parameter that receives each file (default: the one audio parameter).
+    #[arg(long, value_name = "NAME")]
+    pub input_param: Option<String>,
+    /// Run parameter for every file, as key=value.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Take share I of N (from 0) of the sorted inputs, or `auto` for the index of a
+    /// Slurm array job or a Kubernetes Indexed Job.
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// Files in flight at once (default: the engine's concurrency limit).
+    #[arg(long)]
     pub parallel: Option<usize>,
-    pub summary: Option<&'a Path>,
-    pub out: Option<&'a Path>,
+    /// Write the summary here: CSV, or JSON for a .json path.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// Folder for exported files, one subfolder per input.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -45,20 +64,20 @@ struct FileOutcome {
 }
 
 /// `grym-synth batch WORKFLOW --inputs GLOB|FILE|@LIST ... [--shard I/N|auto]`
-pub fn execute(args: BatchArgs<'_>, data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let wf = workflow::load(args.workflow)?;
-    let fixed = parse_assignments(args.params)?;
-    let all = expand_inputs(args.inputs)?;
+pub fn execute(args: &BatchArgs, data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let wf = workflow::load(&args.workflow)?;
+    let fixed = parse_assignments(&args.params)?;
+    let all = expand_inputs(&args.inputs)?;
     if all.is_empty() {
         bail!("--inputs matched no files");
     }
-    let shard = match args.shard {
+    let shard = match args.shard.as_deref() {
         Some(spec) => Shard::parse(spec, &|name| std::env::var(name).ok())?,
         None => Shard::WHOLE,
     };
     let files = shard.select(&all);
     let engine = open_engine(data_dir)?;
-    let input_param = match args.input_param {
+    let input_param = match args.input_param.as_deref() {
         Some(p) => p.to_string(),
         None => {
             let candidates = engine.registry().file_parameters(&wf);
@@ -85,7 +104,7 @@ pub fn execute(args: BatchArgs<'_>, data_dir: Option<&Path>) -> anyhow::Result<E
     engine
         .register(wf.clone())
         .with_context(|| args.workflow.display().to_string())?;
-    let out_root = output_dir(args.out)?;
+    let out_root = output_dir(args.out.as_deref())?;
     let parallel = args
         .parallel
         .unwrap_or(engine.config().max_concurrent_tasks)
@@ -207,7 +226,7 @@ pub fn execute(args: BatchArgs<'_>, data_dir: Option<&Path>) -> anyhow::Result<E
 
     let outcomes: Vec<FileOutcome> = outcomes.into_iter().flatten().collect();
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-    if let Some(path) = args.summary {
+    if let Some(path) = &args.summary {
         write_summary(path, &outcomes)?;
     }
     if args.json {
@@ -226,6 +245,7 @@ pub fn execute(args: BatchArgs<'_>, data_dir: Option<&Path>) -> anyhow::Result<E
             outcomes.len() - failed,
             failed,
             args.summary
+                .as_ref()
                 .map(|p| format!("; summary in {}", p.display()))
                 .unwrap_or_default()
         );

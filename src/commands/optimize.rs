@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -13,25 +13,55 @@ use serde_json::{Value, json};
 use super::common::{open_engine, parse_assignment};
 
 /// Everything `grym-synth optimize` was asked.
-pub struct OptimizeArgs<'a> {
-    pub workflow: Option<&'a Path>,
-    pub params: &'a [String],
+#[derive(Debug, clap::Args)]
+pub struct OptimizeArgs {
+    /// Workflow file (.ron or .json); its `optimization` section names the objective and
+    /// the tunable parameters, which --param and --objective add to or replace.
+    #[arg(required_unless_present_any = ["resume", "show"])]
+    pub workflow: Option<PathBuf>,
+    /// NAME=RANGE tunes a run parameter (`1..5`, `1e-3..1:log`, `10..50` for integers,
+    /// `a|b|c` for choices); NAME=VALUE fixes one for every trial.
+    #[arg(long = "param", value_name = "NAME=SPEC")]
+    pub params: Vec<String>,
+    /// Trials to run (default: the workflow's budget, else 20).
+    #[arg(long)]
     pub budget: Option<u32>,
+    /// Trials in flight at once.
+    #[arg(long, default_value_t = 2)]
     pub parallel: usize,
+    /// Trials of the start design before the estimator takes over.
+    #[arg(long)]
     pub startup: Option<u32>,
+    /// Start from a grid instead of random points.
+    #[arg(long)]
     pub grid: bool,
+    /// Stop after this many trials in a row without improvement.
+    #[arg(long)]
     pub patience: Option<u32>,
+    /// Seed of the start design and the sampler.
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// What to improve: `<step>.result.<path>`.
+    #[arg(long)]
     pub objective: Option<String>,
+    /// maximize (default) or minimize.
+    #[arg(long)]
     pub direction: Option<String>,
+    /// Continue a recorded study.
+    #[arg(long, value_name = "STUDY", conflicts_with = "workflow")]
     pub resume: Option<String>,
+    /// Print a recorded study's trials and stop.
+    #[arg(long, value_name = "STUDY", conflicts_with_all = ["workflow", "resume"])]
     pub show: Option<String>,
+    /// Store the workflow with the best values as its defaults, as a new version.
+    #[arg(long)]
     pub apply: bool,
+    #[arg(long)]
     pub json: bool,
 }
 
 /// `grym-synth optimize WORKFLOW [--param NAME=RANGE|CHOICES|VALUE]... --budget N ...`
-pub fn execute(args: OptimizeArgs<'_>, data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn execute(args: &OptimizeArgs, data_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let engine = open_engine(data_dir)?;
     if let Some(id) = &args.show {
         let study = Study::open(&engine, id)?;
@@ -39,7 +69,7 @@ pub fn execute(args: OptimizeArgs<'_>, data_dir: Option<&Path>) -> anyhow::Resul
         engine.shutdown();
         return Ok(ExitCode::SUCCESS);
     }
-    let mut study = match (&args.resume, args.workflow) {
+    let mut study = match (&args.resume, args.workflow.as_deref()) {
         (Some(id), _) => Study::open(&engine, id)?,
         (None, Some(file)) => {
             let wf = workflow::load(file)?;
@@ -55,7 +85,7 @@ pub fn execute(args: OptimizeArgs<'_>, data_dir: Option<&Path>) -> anyhow::Resul
                         format!("--direction `{d}`: write maximize or minimize")
                     })?);
             }
-            for arg in args.params {
+            for arg in &args.params {
                 let (name, value) = parse_assignment(arg)?;
                 let text = arg.split_once('=').map_or("", |(_, v)| v);
                 match Tunable::parse_cli(text) {

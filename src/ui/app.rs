@@ -25,7 +25,7 @@ use super::run::{self, RunPanelAction, RunState};
 use super::timeline::{self, TimelineAction, TimelineView};
 use super::versions::{self, VersionsAction, VersionsWindow};
 use crate::engine::{Engine, OperationRegistry};
-use crate::workflow::{NodePosition, ParamMap, Report, templates};
+use crate::workflow::{NodePosition, ParamMap, Report, Workflow, templates};
 
 /// What persists between runs of the editor (eframe storage).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +75,22 @@ impl BottomTab {
 }
 
 const SETTINGS_KEY: &str = "grym-synth-editor";
+
+/// Run parameters from typed text (read as JSON where it parses); an empty field keeps the
+/// workflow's default, and is refused where the default is `null`.
+fn typed_parameters(workflow: &Workflow, values: &[(String, String)]) -> Result<ParamMap, String> {
+    let mut params = ParamMap::new();
+    for (k, text) in values {
+        if text.trim().is_empty() {
+            if workflow.parameters.get(k).is_none_or(Value::is_null) {
+                return Err(format!("`{k}` needs a value"));
+            }
+            continue;
+        }
+        params.insert(k.clone(), inspector::parse_loose(text.trim()));
+    }
+    Ok(params)
+}
 
 /// Something that would throw away unsaved edits, waiting for the user's answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -681,23 +697,13 @@ impl Editor {
         let Some(engine) = &self.engine else {
             return;
         };
-        let mut params = ParamMap::new();
-        for (k, text) in &dialog.values {
-            if text.trim().is_empty() {
-                if self
-                    .doc
-                    .workflow()
-                    .parameters
-                    .get(k)
-                    .is_none_or(Value::is_null)
-                {
-                    dialog.error = Some(format!("`{k}` needs a value"));
-                    return;
-                }
-                continue;
+        let params = match typed_parameters(self.doc.workflow(), &dialog.values) {
+            Ok(p) => p,
+            Err(e) => {
+                dialog.error = Some(e);
+                return;
             }
-            params.insert(k.clone(), inspector::parse_loose(text.trim()));
-        }
+        };
         if !self.report.is_valid() {
             dialog.error = Some("The workflow has errors (see Problems); fix them first.".into());
             return;
@@ -1254,23 +1260,13 @@ impl Editor {
                         Some("The workflow has errors (see Problems); fix them first.".into());
                     return;
                 }
-                let mut fixed = ParamMap::new();
-                for (k, text) in &self.optimize_fixed {
-                    if text.trim().is_empty() {
-                        if self
-                            .doc
-                            .workflow()
-                            .parameters
-                            .get(k)
-                            .is_none_or(Value::is_null)
-                        {
-                            self.optimize.error = Some(format!("`{k}` needs a value"));
-                            return;
-                        }
-                        continue;
+                let fixed = match typed_parameters(self.doc.workflow(), &self.optimize_fixed) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.optimize.error = Some(e);
+                        return;
                     }
-                    fixed.insert(k.clone(), inspector::parse_loose(text.trim()));
-                }
+                };
                 self.optimize
                     .start(&engine, self.doc.workflow().clone(), fixed);
             }

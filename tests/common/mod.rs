@@ -2,6 +2,8 @@
 //! taken from the catalog, so that each test controls exactly what a step does.
 #![allow(dead_code)]
 
+pub mod editor;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
