@@ -393,3 +393,72 @@ fn paths_outside_the_root_and_bad_arguments_are_tool_errors() {
 
     assert!(client.finish().success());
 }
+
+#[test]
+fn a_model_optimises_a_saved_workflow_and_reads_the_best_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("audio");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy(fixture("chord.wav"), root.join("chord.wav")).unwrap();
+    std::fs::copy(fixture("noise.wav"), root.join("noise.wav")).unwrap();
+    let mut client = Client::start(&dir.path().join("data"), &root);
+
+    let template = client.ok("get_template", json!({"name": "match-reference"}));
+    let saved = client.ok("save_workflow", json!({"workflow": template["workflow"]}));
+    assert_eq!(saved["id"], "match-reference");
+
+    // A path outside the roots is refused before anything runs.
+    let (message, is_error) = client.call(
+        "optimize_workflow",
+        json!({"id": "match-reference", "parameters": {"audioFile": "/etc/passwd", "referenceFile": "chord.wav"}}),
+    );
+    assert!(is_error);
+    assert!(
+        message.as_str().unwrap().contains("workspace roots"),
+        "{message}"
+    );
+    // A tuned parameter the workflow does not have is explained.
+    let (message, is_error) = client.call(
+        "optimize_workflow",
+        json!({"id": "match-reference", "tune": {"nope": {"range": {"min": 0, "max": 1}}},
+               "parameters": {"audioFile": "noise.wav", "referenceFile": "chord.wav"}}),
+    );
+    assert!(is_error);
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .contains("optimization.parameters.nope"),
+        "{message}"
+    );
+
+    let started = client.ok(
+        "optimize_workflow",
+        json!({"id": "match-reference", "budget": 4, "seed": 1,
+               "parameters": {"audioFile": "noise.wav", "referenceFile": "chord.wav", "gainDb": 0}}),
+    );
+    let study = started["studyId"].as_str().unwrap().to_string();
+    let mut state = Value::Null;
+    for _ in 0..600 {
+        state = client.ok("get_study", json!({"studyId": study}));
+        if state["running"] == false {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(state["running"], false, "{state}");
+    let trials = state["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 4);
+    assert!(trials.iter().all(|t| t["state"] == "completed"), "{state}");
+    // `gainDb` was fixed, so only the cutoff was tuned.
+    assert!(trials.iter().all(|t| t["params"].get("gainDb").is_none()));
+    let best = state["best"]["score"].as_f64().unwrap();
+    assert!(trials.iter().all(|t| t["score"].as_f64().unwrap() <= best));
+    let execution = state["best"]["executionId"].as_str().unwrap();
+    let run = client.ok("get_execution", json!({"executionId": execution}));
+    assert_eq!(run["status"], "completed");
+
+    let cancelled = client.ok("cancel_study", json!({"studyId": study}));
+    assert_eq!(cancelled["cancelled"], false, "it had finished");
+    assert!(client.finish().success());
+}

@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::security::{self, Roots, valid_id};
+use crate::engine::operation::CancellationToken;
+use crate::engine::optimize::{RunSettings, Study, StudyDefinition, best_of};
+use crate::engine::store::TrialState;
 use crate::engine::timefmt::to_rfc3339;
 use crate::engine::{Engine, EngineError, ExecutionSnapshot, RunOptions};
 use crate::workflow::file::{FileError, Format, parse_str};
@@ -39,6 +42,8 @@ type ToolResult = Result<Value, String>;
 pub struct McpServer {
     engine: Engine,
     roots: Roots,
+    /// Studies started here and still running: their cancellation tokens.
+    studies: std::sync::Arc<parking_lot::Mutex<BTreeMap<String, CancellationToken>>>,
 }
 
 impl McpServer {
@@ -46,6 +51,7 @@ impl McpServer {
         McpServer {
             engine,
             roots: Roots::new(roots),
+            studies: Default::default(),
         }
     }
 
@@ -64,6 +70,9 @@ impl McpServer {
             "get_execution" => self.get_execution(args).await,
             "wait_for_execution" => self.wait_for_execution(args).await,
             "cancel_execution" => self.cancel_execution(args).await,
+            "optimize_workflow" => self.optimize_workflow(args).await,
+            "get_study" => self.get_study(args).await,
+            "cancel_study" => self.cancel_study(args),
             other => Err(format!(
                 "there is no tool `{other}`; the tools are: {}",
                 tools()
@@ -325,6 +334,141 @@ impl McpServer {
                 "The execution had already finished; nothing was cancelled."
             },
         }))
+    }
+
+    async fn optimize_workflow(&self, args: &JsonObject) -> ToolResult {
+        let id = required_id(args, "id", "workflow")?;
+        let workflow = self.engine.workflow(&id).ok_or_else(|| {
+            format!("no workflow `{id}` is saved; save it with save_workflow first")
+        })?;
+        let mut fixed: ParamMap = match args.get("parameters") {
+            None | Some(Value::Null) => ParamMap::new(),
+            Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Some(other) => {
+                return Err(format!(
+                    "`parameters` must be an object of fixed run parameters, not {other}"
+                ));
+            }
+        };
+        security::confine_audio_parameters(&self.engine, &self.roots, &workflow, &mut fixed)
+            .map_err(|e| {
+                format!(
+                    "{e}. Fix: audio files must lie inside the workspace roots ({}).",
+                    self.roots_text()
+                )
+            })?;
+        let mut definition = StudyDefinition {
+            fixed,
+            objective: optional_str(args, "objective")?.map(str::to_string),
+            ..Default::default()
+        };
+        if let Some(tune) = args.get("tune").filter(|v| !v.is_null()) {
+            definition.tune = serde_json::from_value(tune.clone()).map_err(|e| {
+                format!(
+                    "`tune` must map run parameter names to {{\"range\": {{\"min\": .., \"max\": .., \"log\": false}}}}, {{\"integer\": {{\"min\": .., \"max\": ..}}}} or {{\"choice\": [..]}}: {e}"
+                )
+            })?;
+        }
+        if let Some(d) = optional_str(args, "direction")? {
+            definition.direction = Some(
+                crate::workflow::Direction::parse(d)
+                    .ok_or_else(|| format!("`direction` is `{d}`; write maximize or minimize"))?,
+            );
+        }
+        let number = |key: &str| -> Result<Option<u64>, String> {
+            match args.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| format!("`{key}` must be a whole number, not {v}")),
+            }
+        };
+        let settings = RunSettings {
+            budget: number("budget")?.map(|b| b.clamp(1, 1000) as u32),
+            parallel: number("parallel")?.map_or(2, |p| p.clamp(1, 16) as usize),
+            patience: number("patience")?.map(|p| p as u32),
+            ..Default::default()
+        };
+        definition.seed = number("seed")?;
+        let engine = self.engine.clone();
+        let created = blocking(move || Study::create(&engine, &id, definition)).await?;
+        let mut study = created.map_err(|e| format!("{e}"))?;
+        let study_id = study.id().to_string();
+        let token = CancellationToken::new();
+        self.studies.lock().insert(study_id.clone(), token.clone());
+        let running = std::sync::Arc::clone(&self.studies);
+        let key = study_id.clone();
+        std::thread::Builder::new()
+            .name("grym-study".into())
+            .spawn(move || {
+                if let Err(e) = study.run(&settings, &token, |_| {}) {
+                    tracing::error!("study {key}: {e}");
+                }
+                running.lock().remove(&key);
+            })
+            .map_err(|e| format!("the study could not start: {e}"))?;
+        Ok(json!({
+            "studyId": study_id,
+            "status": "running",
+            "next": format!("Call get_study with studyId \"{study_id}\" to follow its trials; cancel_study stops it."),
+        }))
+    }
+
+    async fn get_study(&self, args: &JsonObject) -> ToolResult {
+        let id = required_id(args, "studyId", "study")?;
+        let engine = self.engine.clone();
+        let key = id.clone();
+        let loaded = blocking(move || {
+            let store = engine.store();
+            Ok::<_, crate::engine::store::StoreError>((store.study(&key)?, store.trials(&key)?))
+        })
+        .await?;
+        let (record, trials) = loaded.map_err(|e| e.to_string())?;
+        let record = record.ok_or_else(|| format!("no study `{id}`"))?;
+        let running = self.studies.lock().contains_key(&id);
+        let best = best_of(&trials, record.direction()).cloned();
+        let finished = trials
+            .iter()
+            .filter(|t| t.state != TrialState::Running)
+            .count();
+        Ok(json!({
+            "studyId": id,
+            "workflowId": record.workflow_id,
+            "objective": record.optimization.objective,
+            "direction": record.direction().as_str(),
+            "running": running,
+            "trialsFinished": finished,
+            "trials": trials.iter().map(|t| json!({
+                "number": t.number,
+                "state": t.state.as_str(),
+                "params": t.params,
+                "score": t.score,
+                "executionId": t.execution_id,
+                "error": t.error,
+            })).collect::<Vec<_>>(),
+            "best": best.map(|b| json!({"number": b.number, "score": b.score, "params": b.params, "executionId": b.execution_id})),
+            "next": if running {
+                "The study is still running: call get_study again later."
+            } else {
+                "The study has ended. Put the best params into the workflow's parameter defaults and save_workflow to keep them."
+            },
+        }))
+    }
+
+    fn cancel_study(&self, args: &JsonObject) -> ToolResult {
+        let id = required_id(args, "studyId", "study")?;
+        match self.studies.lock().get(&id) {
+            Some(token) => {
+                token.cancel();
+                Ok(
+                    json!({"cancelled": true, "note": "Running trials are being cancelled; get_study shows the final state."}),
+                )
+            }
+            None => Ok(
+                json!({"cancelled": false, "note": "The study is not running in this server (finished, or never started here)."}),
+            ),
+        }
     }
 
     fn roots_text(&self) -> String {
@@ -827,6 +971,52 @@ pub fn tools() -> Vec<Tool> {
             })),
         ),
         Tool::new(
+            "optimize_workflow",
+            "Tune a saved workflow's run parameters to improve a figure of its results, in the background; \
+             returns `studyId` at once. Each trial is an ordinary execution with its own run parameters \
+             (seeded random start, then a tree-structured Parzen estimator). The workflow's \
+             `optimization` section names the `objective` (\"<step>.result.<path>\", e.g. \
+             \"evaluate.result.qualityScore\") and the tunable run parameters; `objective`, `direction` \
+             and `tune` here add to or replace them. Steps read tuned values through parameter inputs or \
+             \"parameter.<name>\" strings. `parameters` fixes the other run parameters (audio paths \
+             inside the workspace roots). Then call get_study.",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "description": "The saved workflow's id."},
+                    "objective": {"type": "string", "description": "\"<step>.result.<path>\" of a number to improve."},
+                    "direction": {"type": "string", "enum": ["maximize", "minimize"]},
+                    "tune": {"type": "object", "additionalProperties": true,
+                        "description": "Run parameter name → {\"range\": {\"min\": 1, \"max\": 5, \"log\": false}} | {\"integer\": {\"min\": 10, \"max\": 50}} | {\"choice\": [\"a\", \"b\"]}."},
+                    "parameters": {"type": "object", "additionalProperties": true, "description": "Fixed run parameters for every trial."},
+                    "budget": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Trials to run (default: the section's budget, else 20)."},
+                    "parallel": {"type": "integer", "minimum": 1, "maximum": 16, "default": 2},
+                    "patience": {"type": "integer", "minimum": 1, "description": "Stop after this many trials without improvement."},
+                    "seed": {"type": "integer", "minimum": 0},
+                },
+                "required": ["id"],
+            })),
+        ),
+        Tool::new(
+            "get_study",
+            "Follow an optimisation study: `running`, every trial (number, state, tuned params, score, \
+             executionId, error) and `best`. An execution of a trial can be read with get_execution.",
+            schema(json!({
+                "type": "object",
+                "properties": {"studyId": {"type": "string", "description": "The id optimize_workflow returned."}},
+                "required": ["studyId"],
+            })),
+        ),
+        Tool::new(
+            "cancel_study",
+            "Stop a running study started by this server; its running trials are cancelled and recorded.",
+            schema(json!({
+                "type": "object",
+                "properties": {"studyId": {"type": "string"}},
+                "required": ["studyId"],
+            })),
+        ),
+        Tool::new(
             "cancel_execution",
             "Cancel a running execution: queued steps never start and the running one is told to stop. \
              Returns `cancelled` (false when it had already finished) and the `status` now.",
@@ -903,7 +1093,7 @@ mod tests {
     #[test]
     fn every_tool_has_an_object_schema_and_a_description() {
         let tools = tools();
-        assert_eq!(tools.len(), 12);
+        assert_eq!(tools.len(), 15);
         for t in &tools {
             assert_eq!(
                 t.input_schema.get("type"),
