@@ -67,10 +67,84 @@ impl HifiGanConfig {
     }
 }
 
+/// `max(x, slope·x)`, which is the leaky ReLU for slopes in [0, 1]: two passes over the
+/// data instead of the five of `candle_nn::ops::leaky_relu`.
+fn leaky_relu(xs: &Tensor, slope: f64) -> Result<Tensor> {
+    if (0.0..=1.0).contains(&slope) {
+        xs.maximum(&xs.affine(slope, 0.0)?)
+    } else {
+        nn::ops::leaky_relu(xs, slope)
+    }
+}
+
+/// A stride-1 1-D convolution on channels-last activations, (batch, length, channels) in
+/// and out: the zero-padded input's shifted windows, side by side, times the kernel as one
+/// matrix. The windows are contiguous row blocks of the channels-last input, so building
+/// them is a plain copy, and the product already has the output's layout; the vocoder's
+/// convolutions follow one another with no transposes between them.
+#[derive(Debug)]
+struct Conv1dCl {
+    /// (kernel · in channels, out channels), rows in (tap, channel) order.
+    weight: Tensor,
+    bias: Tensor,
+    kernel: usize,
+    dilation: usize,
+    padding: usize,
+}
+
+impl Conv1dCl {
+    /// Reads a PyTorch `Conv1d`'s `weight` (out, in, kernel) and `bias`.
+    fn new(
+        vb: VarBuilder,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        dilation: usize,
+        padding: usize,
+    ) -> Result<Self> {
+        let weight = vb.get((c_out, c_in, kernel), "weight")?;
+        let weight = weight
+            .permute((2, 1, 0))?
+            .contiguous()?
+            .reshape((kernel * c_in, c_out))?;
+        Ok(Self {
+            weight,
+            bias: vb.get(c_out, "bias")?,
+            kernel,
+            dilation,
+            padding,
+        })
+    }
+}
+
+impl Module for Conv1dCl {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let xs = if self.padding > 0 {
+            xs.pad_with_zeros(1, self.padding, self.padding)?
+        } else {
+            xs.clone()
+        };
+        let span = self.dilation * (self.kernel - 1);
+        let len = xs.dim(1)?.checked_sub(span).ok_or_else(|| {
+            candle_core::Error::msg("vocoder: the input is shorter than a convolution kernel")
+        })?;
+        let cols = if self.kernel == 1 {
+            xs
+        } else {
+            let windows = (0..self.kernel)
+                .map(|k| xs.narrow(1, k * self.dilation, len))
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::cat(&windows, 2)?
+        };
+        cols.broadcast_matmul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
 #[derive(Debug)]
 struct ResBlock {
-    convs1: Vec<nn::Conv1d>,
-    convs2: Vec<nn::Conv1d>,
+    convs1: Vec<Conv1dCl>,
+    convs2: Vec<Conv1dCl>,
     slope: f64,
 }
 
@@ -83,12 +157,8 @@ impl ResBlock {
         slope: f64,
     ) -> Result<Self> {
         let conv = |vb: VarBuilder, dilation: usize| {
-            let cfg = nn::Conv1dConfig {
-                padding: (kernel * dilation - dilation) / 2,
-                dilation,
-                ..Default::default()
-            };
-            nn::conv1d(channels, channels, kernel, cfg, vb)
+            let padding = (kernel * dilation - dilation) / 2;
+            Conv1dCl::new(vb, channels, channels, kernel, dilation, padding)
         };
         let convs1 = dilations
             .iter()
@@ -107,23 +177,42 @@ impl ResBlock {
 }
 
 impl Module for ResBlock {
+    /// Channels-last in and out.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let mut xs = xs.clone();
         for (c1, c2) in self.convs1.iter().zip(&self.convs2) {
-            let h = c1.forward(&nn::ops::leaky_relu(&xs, self.slope)?)?;
-            let h = c2.forward(&nn::ops::leaky_relu(&h, self.slope)?)?;
+            let h = c1.forward(&leaky_relu(&xs, self.slope)?)?;
+            let h = c2.forward(&leaky_relu(&h, self.slope)?)?;
             xs = (h + xs)?;
         }
         Ok(xs)
     }
 }
 
+/// A transposed convolution computed without padding, then cropped by the padding at both
+/// ends: the same output, through candle's matrix-product path, which only serves unpadded
+/// transposed convolutions (the padded case falls back to a direct loop many times slower).
+#[derive(Debug)]
+struct Upsampler {
+    conv: nn::ConvTranspose1d,
+    padding: usize,
+}
+
+impl Upsampler {
+    /// Channels-first (batch, channels, length) in and out.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let ys = self.conv.forward(xs)?;
+        let len = ys.dim(2)?;
+        ys.narrow(2, self.padding, len - 2 * self.padding)
+    }
+}
+
 #[derive(Debug)]
 pub struct HifiGan {
-    conv_pre: nn::Conv1d,
-    upsamplers: Vec<nn::ConvTranspose1d>,
+    conv_pre: Conv1dCl,
+    upsamplers: Vec<Upsampler>,
     resblocks: Vec<ResBlock>,
-    conv_post: nn::Conv1d,
+    conv_post: Conv1dCl,
     mean: Option<Tensor>,
     scale: Option<Tensor>,
     pub config: HifiGanConfig,
@@ -131,12 +220,8 @@ pub struct HifiGan {
 
 impl HifiGan {
     pub fn new(vb: VarBuilder, config: HifiGanConfig) -> Result<Self> {
-        let c7 = nn::Conv1dConfig {
-            padding: 3,
-            ..Default::default()
-        };
         let init = config.upsample_initial_channel;
-        let conv_pre = nn::conv1d(config.model_in_dim, init, 7, c7, vb.pp("conv_pre"))?;
+        let conv_pre = Conv1dCl::new(vb.pp("conv_pre"), config.model_in_dim, init, 7, 1, 3)?;
         let mut upsamplers = Vec::new();
         let mut resblocks = Vec::new();
         for (i, (&rate, &kernel)) in config
@@ -146,17 +231,19 @@ impl HifiGan {
             .enumerate()
         {
             let cfg = nn::ConvTranspose1dConfig {
-                padding: (kernel - rate) / 2,
                 stride: rate,
                 ..Default::default()
             };
-            upsamplers.push(nn::conv_transpose1d(
-                init >> i,
-                init >> (i + 1),
-                kernel,
-                cfg,
-                vb.pp(format!("upsampler.{i}")),
-            )?);
+            upsamplers.push(Upsampler {
+                conv: nn::conv_transpose1d(
+                    init >> i,
+                    init >> (i + 1),
+                    kernel,
+                    cfg,
+                    vb.pp(format!("upsampler.{i}")),
+                )?,
+                padding: (kernel - rate) / 2,
+            });
             for (k, dil) in config
                 .resblock_kernel_sizes
                 .iter()
@@ -173,7 +260,7 @@ impl HifiGan {
             }
         }
         let last = init >> config.upsample_rates.len();
-        let conv_post = nn::conv1d(last, 1, 7, c7, vb.pp("conv_post"))?;
+        let conv_post = Conv1dCl::new(vb.pp("conv_post"), last, 1, 7, 1, 3)?;
         let (mean, scale) = if config.normalize_before {
             (
                 Some(vb.get(config.model_in_dim, "mean")?),
@@ -199,10 +286,12 @@ impl HifiGan {
         if let (Some(mean), Some(scale)) = (&self.mean, &self.scale) {
             xs = xs.broadcast_sub(mean)?.broadcast_div(scale)?;
         }
-        let mut xs = self.conv_pre.forward(&xs.transpose(1, 2)?.contiguous()?)?;
+        // Channels-last throughout, except into and out of each upsampler.
+        let mut xs = self.conv_pre.forward(&xs)?;
         let kernels = self.config.resblock_kernel_sizes.len();
         for (i, up) in self.upsamplers.iter().enumerate() {
-            xs = up.forward(&nn::ops::leaky_relu(&xs, self.config.leaky_relu_slope)?)?;
+            let ys = leaky_relu(&xs, self.config.leaky_relu_slope)?.transpose(1, 2)?;
+            xs = up.forward(&ys)?.transpose(1, 2)?.contiguous()?;
             let mut sum = self.resblocks[i * kernels].forward(&xs)?;
             for block in &self.resblocks[i * kernels + 1..(i + 1) * kernels] {
                 sum = (sum + block.forward(&xs)?)?;
@@ -210,7 +299,7 @@ impl HifiGan {
             xs = (sum / kernels as f64)?;
         }
         // The last activation uses PyTorch's default slope, not the configured one.
-        let xs = self.conv_post.forward(&nn::ops::leaky_relu(&xs, 0.01)?)?;
-        xs.tanh()?.squeeze(D::Minus2)
+        let xs = self.conv_post.forward(&leaky_relu(&xs, 0.01)?)?;
+        xs.tanh()?.squeeze(D::Minus1)
     }
 }
