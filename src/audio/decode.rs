@@ -82,7 +82,6 @@ pub struct AudioReader {
     decoded_frames: u64,
     /// Header length is exact (WAV, FLAC): a shortfall is truncation.
     exact_length: bool,
-    scratch: Vec<f32>,
     done: bool,
 }
 
@@ -195,7 +194,6 @@ impl AudioReader {
             options,
             decoded_frames: 0,
             exact_length,
-            scratch: Vec::new(),
             done: false,
         })
     }
@@ -223,6 +221,17 @@ impl AudioReader {
     /// The next decoded chunk, `None` at the end of the stream. At the end, checks the
     /// decoded length against the header (truncation) and that there was any audio.
     pub fn next_chunk(&mut self) -> Result<Option<AudioBuffer>> {
+        let mut planes = vec![Vec::new(); self.info.channels];
+        match self.next_into(&mut planes)? {
+            Some(_) => AudioBuffer::new(self.info.sample_rate, planes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Decode the next packet onto the ends of `planes` (one per channel, equal
+    /// lengths): the number of frames added, `None` at the end of the stream (with the
+    /// checks of [`Self::next_chunk`]).
+    fn next_into(&mut self, planes: &mut [Vec<f32>]) -> Result<Option<usize>> {
         if self.done {
             return Ok(None);
         }
@@ -230,12 +239,12 @@ impl AudioReader {
         loop {
             let packet = match self.format.next_packet() {
                 Ok(Some(p)) => p,
-                Ok(None) => return self.finish(),
+                Ok(None) => return self.finish().map(|()| None),
                 // A short read at the end of the data is how truncation shows up.
                 Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return self.finish();
+                    return self.finish().map(|()| None);
                 }
-                Err(SymError::ResetRequired) => return self.finish(),
+                Err(SymError::ResetRequired) => return self.finish().map(|()| None),
                 Err(e) => return Err(self.corrupt(format!("cannot read packet: {e}"))),
             };
             if packet.track_id != self.track_id {
@@ -248,46 +257,68 @@ impl AudioReader {
                 Err(e) => return Err(self.corrupt(format!("cannot decode packet: {e}"))),
             };
             let channels = decoded.spec().channels().count();
-            if channels != self.info.channels {
+            if channels != self.info.channels || channels != planes.len() {
                 return Err(self.corrupt(format!(
                     "channel count changed mid-stream from {} to {channels}",
                     self.info.channels
                 )));
             }
-            self.scratch.clear();
-            decoded.copy_to_vec_interleaved(&mut self.scratch);
-            let frames = self.scratch.len() / channels.max(1);
+            let frames = decoded.frames();
             if frames == 0 {
                 continue;
             }
             let start_frame = self.decoded_frames;
             self.decoded_frames += frames as u64;
-            let mut planes = vec![Vec::with_capacity(frames); channels];
-            for (i, frame) in self.scratch.chunks_exact(channels).enumerate() {
-                for (c, (plane, &s)) in planes.iter_mut().zip(frame).enumerate() {
-                    let s = if s.is_finite() {
-                        s
-                    } else {
-                        match self.options.non_finite {
-                            NonFinitePolicy::Reject => {
-                                return Err(AudioError::NonFinite {
-                                    path: self.path.clone(),
-                                    channel: c,
-                                    frame: start_frame + i as u64,
-                                    value: s,
-                                });
-                            }
-                            NonFinitePolicy::Sanitize => sanitize(s),
-                        }
-                    };
-                    plane.push(s);
-                }
+            // Straight into the destination planes: no interleaved or per-packet copy.
+            let old = planes.first().map_or(0, Vec::len);
+            let mut tails: Vec<&mut [f32]> = planes
+                .iter_mut()
+                .map(|p| {
+                    p.resize(old + frames, 0.0);
+                    &mut p[old..]
+                })
+                .collect();
+            decoded.copy_to_slice_planar(&mut tails);
+            // Only float formats can hold NaN or Inf; one scan finds out.
+            if tails.iter().any(|t| t.iter().any(|s| !s.is_finite())) {
+                self.non_finite(&mut tails, start_frame)?;
             }
-            return AudioBuffer::new(self.info.sample_rate, planes).map(Some);
+            return Ok(Some(frames));
         }
     }
 
-    fn finish(&mut self) -> Result<Option<AudioBuffer>> {
+    /// Apply the non-finite policy to freshly decoded planes: reject naming the first
+    /// bad sample in time order (lowest channel first), or sanitize them all.
+    fn non_finite(&self, tails: &mut [&mut [f32]], start_frame: u64) -> Result<()> {
+        match self.options.non_finite {
+            NonFinitePolicy::Reject => {
+                let first = tails
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(c, t)| t.iter().position(|s| !s.is_finite()).map(|i| (i, c)))
+                    .min();
+                match first {
+                    Some((i, c)) => Err(AudioError::NonFinite {
+                        path: self.path.clone(),
+                        channel: c,
+                        frame: start_frame + i as u64,
+                        value: tails[c][i],
+                    }),
+                    None => Ok(()),
+                }
+            }
+            NonFinitePolicy::Sanitize => {
+                for s in tails.iter_mut().flat_map(|t| t.iter_mut()) {
+                    if !s.is_finite() {
+                        *s = sanitize(*s);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
         self.done = true;
         if self.decoded_frames == 0 {
             return Err(AudioError::Empty {
@@ -303,7 +334,7 @@ impl AudioReader {
                 found: self.decoded_frames,
             });
         }
-        Ok(None)
+        Ok(())
     }
 }
 
@@ -341,13 +372,10 @@ pub fn decode_file_with(path: &Path, options: DecodeOptions) -> Result<AudioBuff
         capacity = frames as usize;
     }
     let mut planes: Vec<Vec<f32>> = vec![Vec::with_capacity(capacity); info.channels];
-    while let Some(chunk) = reader.next_chunk()? {
+    while reader.next_into(&mut planes)?.is_some() {
         let samples = reader.decoded_frames().saturating_mul(info.channels as u64);
         if samples > options.max_samples {
             return Err(too_large(samples));
-        }
-        for (p, c) in planes.iter_mut().zip(chunk.channels()) {
-            p.extend_from_slice(c);
         }
     }
     // A header may overstate the length of a lossy stream; the decoded length wins.

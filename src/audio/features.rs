@@ -26,12 +26,9 @@ use super::loudness::integrated_loudness;
 use super::pitch::{YinParams, median_f0};
 use super::rhythm::{Aggregate, TempoParams, onset_envelope_from_db, tempo};
 use super::spectral::{
-    SparseBank, Stft, apply_bank, centered_frames, chroma_filterbank, dct2_ortho, fft_frequencies,
-    hz_to_octs, median, mel_filterbank, par_ranges, power_to_db,
+    SparseBank, Stft, avx2_dispatch, centered_frames, chroma_filterbank, dct2_ortho, dot,
+    fft_frequencies, hz_to_octs, median, mel_filterbank, par_ranges_grain, power_to_db,
 };
-
-/// Largest power spectrogram (in f32 values) kept in memory between the two passes.
-const KEEP_SPECTROGRAM_FLOATS: usize = 64 << 20;
 
 /// Analysis parameters; the defaults are librosa's.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,6 +87,22 @@ struct SpectralSums {
     flatness: f64,
 }
 
+/// Sum of `v²` (squared in f32, as librosa) in f64, in eight partial sums so that it
+/// is not one serial chain.
+fn energy(x: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            acc[i] += f64::from(c[i] * c[i]);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += f64::from(v * v);
+    }
+    acc.iter().sum()
+}
+
 /// Mean of `feature.rms`.
 pub fn mean_rms(y: &[f32], frame: usize, hop: usize) -> f64 {
     let half = frame / 2;
@@ -97,10 +110,7 @@ pub fn mean_rms(y: &[f32], frame: usize, hop: usize) -> f64 {
     let mut sum = 0.0;
     if frame.is_multiple_of(hop) && half.is_multiple_of(hop) {
         // Frames are whole runs of hop-sized blocks: sum each block's energy once.
-        let blocks: Vec<f64> = y
-            .chunks(hop)
-            .map(|c| c.iter().map(|&v| f64::from(v * v)).sum())
-            .collect();
+        let blocks: Vec<f64> = y.chunks(hop).map(energy).collect();
         let (per, back) = (frame / hop, half / hop);
         for t in 0..frames {
             let first = t as isize - back as isize;
@@ -117,8 +127,7 @@ pub fn mean_rms(y: &[f32], frame: usize, hop: usize) -> f64 {
         let start = (t * hop) as isize - half as isize;
         let lo = start.max(0) as usize;
         let hi = ((start + frame as isize).max(0) as usize).min(y.len());
-        let e: f64 = y[lo.min(hi)..hi].iter().map(|&v| f64::from(v * v)).sum();
-        sum += (e / frame as f64).sqrt();
+        sum += (energy(&y[lo.min(hi)..hi]) / frame as f64).sqrt();
     }
     sum / frames as f64
 }
@@ -130,16 +139,49 @@ pub fn mean_zero_crossing_rate(y: &[f32], frame: usize, hop: usize) -> f64 {
         return 0.0;
     }
     let neg = |s: f32| (if s.abs() <= 1e-10 { 0.0 } else { s }).is_sign_negative();
-    // prefix[j] = crossings between samples (i-1, i) for 1 <= i <= j. Edge padding
-    // repeats the end samples, so padded regions never cross.
-    let mut prefix = vec![0u32; y.len()];
-    for j in 1..y.len() {
-        prefix[j] = prefix[j - 1] + u32::from(neg(y[j]) != neg(y[j - 1]));
-    }
+    // A crossing at j >= 1 lies between samples j - 1 and j. Edge padding repeats the
+    // end samples, so padded regions never cross: frame t counts the crossings at
+    // start+1 ..= start+frame-1 inside 1..len.
+    let crossings = |lo: usize, hi: usize| -> u32 {
+        let lo = lo.max(1);
+        if lo >= hi {
+            return 0;
+        }
+        y[lo - 1..hi]
+            .windows(2)
+            .map(|w| u32::from(neg(w[0]) != neg(w[1])))
+            .sum()
+    };
     let half = frame / 2;
     let frames = centered_frames(y.len(), hop);
     let last = y.len() as isize - 1;
     let mut sum = 0.0;
+    if frame.is_multiple_of(hop) && half.is_multiple_of(hop) {
+        // Frames are whole runs of hop-sized blocks: count each block's crossings once,
+        // then leave out the crossing at the frame's first sample.
+        let blocks: Vec<u32> = (0..y.len().div_ceil(hop))
+            .map(|b| crossings(b * hop, ((b + 1) * hop).min(y.len())))
+            .collect();
+        let (per, back) = (frame / hop, half / hop);
+        for t in 0..frames {
+            let first = t as isize - back as isize;
+            let mut count: u32 = (first..first + per as isize)
+                .filter(|&b| b >= 0 && (b as usize) < blocks.len())
+                .map(|b| blocks[b as usize])
+                .sum();
+            let start = first * hop as isize;
+            if start >= 1 && start <= last {
+                count -= crossings(start as usize, start as usize + 1);
+            }
+            sum += f64::from(count) / frame as f64;
+        }
+        return sum / frames as f64;
+    }
+    // Other framings: prefix[j] = crossings at 1..=j.
+    let mut prefix = vec![0u32; y.len()];
+    for j in 1..y.len() {
+        prefix[j] = prefix[j - 1] + u32::from(neg(y[j]) != neg(y[j - 1]));
+    }
     for t in 0..frames {
         let start = (t * hop) as isize - half as isize;
         let a = (start + 1).max(1);
@@ -184,6 +226,7 @@ pub(super) fn tuning_from_candidates(candidates: &[(f64, f64)]) -> f64 {
 }
 
 /// piptrack on one power frame: (frequency, magnitude) of each thresholded local max.
+#[inline(always)]
 pub(super) fn piptrack_frame(p: &[f32], sr: f64, n_fft: usize, out: &mut Vec<(f64, f64)>) {
     let n = p.len();
     let max = p.iter().fold(0.0f32, |m, &v| m.max(v));
@@ -241,7 +284,7 @@ pub fn extract_features(audio: &AudioBuffer, params: &FeatureParams) -> Result<F
     let (f0, loudness, (spectral, rms, zcr)) = std::thread::scope(|scope| {
         let f0 = scope.spawn(|| median_f0(y, sr, &params.yin));
         let loudness = scope.spawn(|| integrated_loudness(audio));
-        let spectral = spectral_figures(y, sr, params, KEEP_SPECTROGRAM_FLOATS);
+        let spectral = spectral_figures(y, sr, params);
         let rms = mean_rms(y, n_fft, hop);
         let zcr = mean_zero_crossing_rate(y, n_fft, hop);
         (f0.join(), loudness.join(), (spectral, rms, zcr))
@@ -282,103 +325,262 @@ struct SpectralFigures {
     tempo: f64,
 }
 
-fn spectral_figures(
+/// Frames analysed together in pass 1 (an even number: two per transform).
+const BATCH: usize = 8;
+
+/// Centroid, bandwidth, rolloff and flatness of one frame (magnitudes `mag`, powers
+/// `power`). Sums run in independent partial sums so that they are not one serial chain.
+/// Rolloff is the first bin where the running sum of magnitudes reaches `percent` of
+/// their total (numpy's `cumsum` runs in float32 sequentially; this one is accurate,
+/// which can move a frame's rolloff by a bin only where the two disagree within
+/// float32 rounding).
+#[inline(always)]
+fn shape_of_frame(
+    mag: &[f32],
+    power: &[f32],
+    freqs: &[f64],
+    percent: f64,
+    blocks: &mut Vec<f64>,
+) -> (f64, f64, f64, f64) {
+    let n = mag.len();
+    let (mut total, mut weighted) = ([0.0f64; 4], [0.0f64; 4]);
+    let split = n - n % 4;
+    // Sums of blocks of 4 magnitudes, kept for the rolloff search.
+    blocks.clear();
+    for (m, f) in mag[..split]
+        .chunks_exact(4)
+        .zip(freqs[..split].chunks_exact(4))
+    {
+        let mut block = 0.0;
+        for i in 0..4 {
+            total[i] += f64::from(m[i]);
+            weighted[i] += f64::from(m[i]) * f[i];
+            block += f64::from(m[i]);
+        }
+        blocks.push(block);
+    }
+    for (m, f) in mag[split..].iter().zip(&freqs[split..]) {
+        total[0] += f64::from(*m);
+        weighted[0] += f64::from(*m) * f;
+    }
+    let total: f64 = total.iter().sum();
+    let threshold = percent * total;
+    let mut run = 0.0;
+    let mut rolloff = 0.0;
+    'search: for (b, &block) in blocks.iter().enumerate() {
+        if run + block >= threshold {
+            for (k, &m) in mag.iter().enumerate().skip(4 * b) {
+                run += f64::from(m);
+                if run >= threshold {
+                    rolloff = freqs[k];
+                    break 'search;
+                }
+            }
+        }
+        run += block;
+    }
+    if run < threshold {
+        // Only the last bins remain (rounding may leave the threshold just out of
+        // reach of the block sums).
+        for (k, &m) in mag.iter().enumerate().skip(split) {
+            run += f64::from(m);
+            if run >= threshold {
+                rolloff = freqs[k];
+                break;
+            }
+        }
+    }
+    let norm = if total < f64::from(f32::MIN_POSITIVE) {
+        1.0
+    } else {
+        total
+    };
+    let centroid = weighted.iter().sum::<f64>() / norm;
+    let mut spread = [0.0f64; 4];
+    for (m, f) in mag[..split]
+        .chunks_exact(4)
+        .zip(freqs[..split].chunks_exact(4))
+    {
+        for i in 0..4 {
+            let d = f[i] - centroid;
+            spread[i] += f64::from(m[i]) * (d * d);
+        }
+    }
+    for (m, f) in mag[split..].iter().zip(&freqs[split..]) {
+        spread[0] += f64::from(*m) * (f - centroid).powi(2);
+    }
+    // One division per frame instead of one per bin.
+    let bandwidth = (spread.iter().sum::<f64>() / norm).sqrt();
+    // Flatness: the sum of logs is the log of a product. Each power (floored at 1e-10,
+    // a normal f32) is 2^e · m with m in [1, 2): the exponents add up exactly and the
+    // mantissas multiply in eight f64 products (up to 2^129 each), so a frame needs
+    // eight logarithms instead of one per bin.
+    let mut exponents = 0i64;
+    let mut products = [1.0f64; 8];
+    let mut linear = [0.0f64; 8];
+    let split8 = n - n % 8;
+    let parts = |p: f32| {
+        let v = p.max(1e-10);
+        let bits = v.to_bits();
+        let e = i64::from((bits >> 23) & 0xff) - 127;
+        (e, f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000), v)
+    };
+    for group in power[..split8].chunks_exact(8) {
+        for i in 0..8 {
+            let (e, m, v) = parts(group[i]);
+            exponents += e;
+            products[i] *= f64::from(m);
+            linear[i] += f64::from(v);
+        }
+    }
+    for &p in &power[split8..] {
+        let (e, m, v) = parts(p);
+        exponents += e;
+        products[0] *= f64::from(m);
+        linear[0] += f64::from(v);
+    }
+    let log_sum =
+        exponents as f64 * std::f64::consts::LN_2 + products.iter().map(|p| p.ln()).sum::<f64>();
+    let lin_sum: f64 = linear.iter().sum();
+    let flatness = (log_sum / n as f64).exp() / (lin_sum / n as f64);
+    (centroid, bandwidth, rolloff, flatness)
+}
+
+/// `power = mag²` (float32, as librosa squares its magnitudes).
+#[inline(always)]
+fn squares(mag: &[f32], power: &mut [f32]) {
+    for (p, &m) in power.iter_mut().zip(mag) {
+        *p = m * m;
+    }
+}
+
+/// Magnitudes of frames `start..start + mags.len()`, two per transform.
+#[inline(always)]
+fn batch_magnitudes(stft: &mut Stft, y: &[f32], start: usize, mags: &mut [Vec<f32>]) {
+    for (i, pair) in mags.chunks_mut(2).enumerate() {
+        match pair {
+            [a, b] => stft.magnitudes(y, start + 2 * i, a, Some(b)),
+            [a] => stft.magnitude(y, start + 2 * i, a),
+            _ => {}
+        }
+    }
+}
+
+avx2_dispatch! {
+    /// Pass 1 over a range of frames: shape sums, mel power rows and tuning candidates.
+    fn shape_pass(
+        y: &[f32],
+        sr: f64,
+        params: &FeatureParams,
+        freqs: &[f64],
+        mel_bank: &SparseBank,
+        range: std::ops::Range<usize>,
+    ) -> (SpectralSums, Vec<f32>, Vec<(f64, f64)>) = shape_pass_body;
+}
+
+#[inline(always)]
+fn shape_pass_body(
     y: &[f32],
     sr: f64,
     params: &FeatureParams,
-    keep_limit: usize,
-) -> SpectralFigures {
-    let (n_fft, hop) = (params.n_fft, params.hop_length);
-    let n_frames = centered_frames(y.len(), hop);
-    let freqs = fft_frequencies(sr, n_fft);
-    let mel_bank = SparseBank::new(&mel_filterbank(sr, n_fft, params.n_mels, 0.0, sr / 2.0));
-
-    // Pass 1: spectral shape, mel power and tuning candidates, frame by frame (frame
-    // ranges in parallel, merged in order).
-    // Keep the power spectrogram for the chroma pass when it fits in 256 MB (about 20
-    // minutes at 44.1 kHz); longer inputs recompute the STFT instead.
-    let keep = n_frames * (n_fft / 2 + 1) <= keep_limit;
-    let parts = par_ranges(n_frames, |range| {
-        let mut stft = Stft::new(n_fft, hop);
-        let nb = stft.n_bins();
-        let mut kept = Vec::with_capacity(if keep { range.len() * nb } else { 0 });
-        let mut mag = vec![0.0f32; nb];
-        let mut power = vec![0.0f32; nb];
-        let mut sums = SpectralSums::default();
-        let mut mel = Vec::with_capacity(range.len());
-        let mut candidates = Vec::new();
-        for t in range {
-            stft.magnitude(y, t, &mut mag);
-            let total: f64 = mag.iter().map(|&m| f64::from(m)).sum();
-            let norm = if total < f64::from(f32::MIN_POSITIVE) {
-                1.0
-            } else {
-                total
-            };
-            let centroid: f64 = mag
-                .iter()
-                .zip(&freqs)
-                .map(|(&m, f)| f * f64::from(m))
-                .sum::<f64>()
-                / norm;
-            let bandwidth = mag
-                .iter()
-                .zip(&freqs)
-                .map(|(&m, f)| f64::from(m) * (f - centroid).powi(2))
-                .sum::<f64>();
-            // One division per frame instead of one per bin.
-            let bandwidth = (bandwidth / norm).sqrt();
-            // Rolloff: float32 running sum as numpy's cumsum does it.
-            let total32: f32 = mag.iter().sum();
-            let threshold = (params.rolloff_percent * f64::from(total32)) as f32;
-            let mut run = 0.0f32;
-            let mut rolloff = 0.0;
-            for (k, &m) in mag.iter().enumerate() {
-                run += m;
-                if run >= threshold {
-                    rolloff = freqs[k];
-                    break;
-                }
-            }
-            let mut log_sum = 0.0;
-            let mut lin_sum = 0.0;
-            for (p, &m) in power.iter_mut().zip(&mag) {
-                *p = m * m;
-            }
-            // Sum of logs as the log of products of 16 values (each in [1e-10, ~1e12],
-            // so a product stays far inside f64 range): one ln per 16 bins.
-            for group in power.chunks(16) {
-                let mut prod = 1.0f64;
-                for &p in group {
-                    let v = f64::from(p.max(1e-10));
-                    prod *= v;
-                    lin_sum += v;
-                }
-                log_sum += if prod.is_normal() {
-                    prod.ln()
-                } else {
-                    // Out of range (samples far above full scale): take logs one by one.
-                    group.iter().map(|&p| f64::from(p.max(1e-10)).ln()).sum()
-                };
-            }
+    freqs: &[f64],
+    mel_bank: &SparseBank,
+    range: std::ops::Range<usize>,
+) -> (SpectralSums, Vec<f32>, Vec<(f64, f64)>) {
+    let (n_fft, hop, n_mels) = (params.n_fft, params.hop_length, params.n_mels);
+    let nb = n_fft / 2 + 1;
+    let mut stft = Stft::new(n_fft, hop);
+    let mut mags = vec![vec![0.0f32; nb]; BATCH];
+    let mut power = vec![0.0f32; nb];
+    let mut blocks = Vec::with_capacity(nb / 4 + 1);
+    let mut sums = SpectralSums::default();
+    let mut mel = vec![0.0f32; range.len() * n_mels];
+    let mut mel_rows = mel.chunks_exact_mut(n_mels.max(1));
+    let mut candidates = Vec::new();
+    for start in range.clone().step_by(BATCH) {
+        let count = BATCH.min(range.end - start);
+        batch_magnitudes(&mut stft, y, start, &mut mags[..count]);
+        for mag in &mags[..count] {
+            squares(mag, &mut power);
+            let (centroid, bandwidth, rolloff, flatness) =
+                shape_of_frame(mag, &power, freqs, params.rolloff_percent, &mut blocks);
             sums.centroid += centroid;
             sums.bandwidth += bandwidth;
             sums.rolloff += rolloff;
-            sums.flatness += (log_sum / nb as f64).exp() / (lin_sum / nb as f64);
-            mel.push(mel_bank.apply(&power));
-            piptrack_frame(&power, sr, n_fft, &mut candidates);
-            if keep {
-                kept.extend_from_slice(&power);
+            sums.flatness += flatness;
+            if let Some(row) = mel_rows.next() {
+                mel_bank.apply_into(&power, row);
             }
+            piptrack_frame(&power, sr, n_fft, &mut candidates);
         }
-        (sums, mel, candidates, kept)
+    }
+    (sums, mel, candidates)
+}
+
+avx2_dispatch! {
+    /// Pass 2 over a range of frames: the sum of their chroma vectors.
+    fn chroma_pass(
+        y: &[f32],
+        params: &FeatureParams,
+        chroma_bank: &[Vec<f32>],
+        range: std::ops::Range<usize>,
+    ) -> Vec<f64> = chroma_pass_body;
+}
+
+#[inline(always)]
+fn chroma_pass_body(
+    y: &[f32],
+    params: &FeatureParams,
+    chroma_bank: &[Vec<f32>],
+    range: std::ops::Range<usize>,
+) -> Vec<f64> {
+    let nb = params.n_fft / 2 + 1;
+    let mut stft = Stft::new(params.n_fft, params.hop_length);
+    let mut mags = vec![vec![0.0f32; nb]; 2];
+    let mut power = vec![0.0f32; nb];
+    let mut chroma = vec![0.0f64; 12];
+    for start in range.clone().step_by(2) {
+        let count = 2.min(range.end - start);
+        batch_magnitudes(&mut stft, y, start, &mut mags[..count]);
+        for mag in &mags[..count] {
+            squares(mag, &mut power);
+            chroma_frame(chroma_bank, &power, &mut chroma);
+        }
+    }
+    chroma
+}
+
+/// Adds one frame's chroma (`feature.chroma_stft`: filter bank, then each frame scaled
+/// to a maximum of 1) to `chroma`.
+#[inline(always)]
+fn chroma_frame(chroma_bank: &[Vec<f32>], power: &[f32], chroma: &mut [f64]) {
+    let mut raw = [0.0f32; 12];
+    for (r, w) in raw.iter_mut().zip(chroma_bank) {
+        *r = dot(w, power);
+    }
+    let max = raw.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let norm = if max < f32::MIN_POSITIVE { 1.0 } else { max };
+    for (c, v) in chroma.iter_mut().zip(&raw) {
+        *c += f64::from(v / norm);
+    }
+}
+
+fn spectral_figures(y: &[f32], sr: f64, params: &FeatureParams) -> SpectralFigures {
+    let (n_fft, hop) = (params.n_fft, params.hop_length);
+    let n_frames = centered_frames(y.len(), hop);
+    let freqs = fft_frequencies(sr, n_fft);
+    let n_mels = params.n_mels;
+    let mel_bank = SparseBank::new(&mel_filterbank(sr, n_fft, n_mels, 0.0, sr / 2.0));
+
+    // Pass 1: spectral shape, mel power and tuning candidates, frame by frame (frame
+    // ranges in parallel, merged in order).
+    let parts = par_ranges_grain(n_frames, BATCH, |range| {
+        shape_pass(y, sr, params, &freqs, &mel_bank, range)
     });
     let mut sums = SpectralSums::default();
-    let mut mel = Vec::with_capacity(n_frames);
+    let mut mel = Vec::with_capacity(n_frames * n_mels);
     let mut candidates = Vec::new();
-    let mut kept_parts = Vec::new();
-    for (s, m, c, k) in parts {
-        kept_parts.push(k);
+    for (s, m, c) in parts {
         sums.centroid += s.centroid;
         sums.bandwidth += s.bandwidth;
         sums.rolloff += s.rolloff;
@@ -389,17 +591,19 @@ fn spectral_figures(
     let nf = n_frames as f64;
 
     // MFCC: DCT is linear, so the mean of the MFCCs is the DCT of the mean dB spectrum.
-    power_to_db(&mut mel);
-    let mut mean_db = vec![0.0f64; params.n_mels];
-    for row in &mel {
-        for (m, &v) in mean_db.iter_mut().zip(row) {
+    let mut rows: Vec<&mut [f32]> = mel.chunks_exact_mut(n_mels.max(1)).collect();
+    power_to_db(&mut rows);
+    let mut mean_db = vec![0.0f64; n_mels];
+    for row in &rows {
+        for (m, &v) in mean_db.iter_mut().zip(row.iter()) {
             *m += f64::from(v);
         }
     }
     mean_db.iter_mut().for_each(|m| *m /= nf);
     let mfcc = dct2_ortho(&mean_db, params.n_mfcc);
 
-    let env = onset_envelope_from_db(&mel, Aggregate::Mean, n_fft, hop);
+    let env = onset_envelope_from_db(&rows, Aggregate::Mean, n_fft, hop);
+    drop(rows);
     drop(mel);
     let bpm = tempo(&env, sr, hop, &params.tempo);
 
@@ -407,42 +611,11 @@ fn spectral_figures(
     let tuning = tuning_from_candidates(&candidates);
     drop(candidates);
     let chroma_bank = chroma_filterbank(sr, n_fft, tuning);
-    let nb = n_fft / 2 + 1;
-    let add_chroma = |power: &[f32], chroma: &mut [f64]| {
-        let raw = apply_bank(&chroma_bank, power);
-        let max = raw.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let norm = if max < f32::MIN_POSITIVE { 1.0 } else { max };
-        for (c, v) in chroma.iter_mut().zip(&raw) {
-            *c += f64::from(v / norm);
-        }
-    };
-    let parts: Vec<Vec<f64>> = if keep {
-        // Same split as pass 1, so part i holds the spectra of range i.
-        par_ranges(kept_parts.len(), |range| {
-            let mut chroma = vec![0.0f64; 12];
-            for part in &kept_parts[range] {
-                for power in part.chunks_exact(nb) {
-                    add_chroma(power, &mut chroma);
-                }
-            }
-            chroma
-        })
-    } else {
-        par_ranges(n_frames, |range| {
-            let mut stft = Stft::new(n_fft, hop);
-            let mut mag = vec![0.0f32; nb];
-            let mut power = vec![0.0f32; nb];
-            let mut chroma = vec![0.0f64; 12];
-            for t in range {
-                stft.magnitude(y, t, &mut mag);
-                for (p, &m) in power.iter_mut().zip(&mag) {
-                    *p = m * m;
-                }
-                add_chroma(&power, &mut chroma);
-            }
-            chroma
-        })
-    };
+    // The power spectra are recomputed rather than kept from pass 1: two frames per
+    // transform cost less than the page faults of a full-length spectrogram.
+    let parts = par_ranges_grain(n_frames, BATCH, |range| {
+        chroma_pass(y, params, &chroma_bank, range)
+    });
     let mut chroma = vec![0.0f64; 12];
     for part in parts {
         for (c, v) in chroma.iter_mut().zip(part) {
@@ -466,25 +639,161 @@ fn spectral_figures(
 mod tests {
     use super::*;
 
-    #[test]
-    fn chroma_is_the_same_with_and_without_the_kept_spectrogram() {
-        let sr = 22050.0;
-        let y: Vec<f32> = (0..40000)
+    fn test_signal(sr: f64, n: usize) -> Vec<f32> {
+        let mut seed = 7u64;
+        (0..n)
             .map(|i| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let noise = ((seed >> 40) as f64 / (1u64 << 24) as f64 - 0.5) * 0.01;
                 let t = i as f64 / sr;
-                (0.3 * (2.0 * std::f64::consts::PI * 261.63 * t).sin()
-                    + 0.2 * (2.0 * std::f64::consts::PI * 392.0 * t).sin()) as f32
+                // A chord, a silent gap (exact zeros) and a loud burst after it.
+                let tone = 0.3 * (2.0 * std::f64::consts::PI * 261.63 * t).sin()
+                    + 0.2 * (2.0 * std::f64::consts::PI * 392.0 * t).sin();
+                if (0.8..1.1).contains(&t) {
+                    0.0
+                } else if (1.1..1.15).contains(&t) {
+                    (8.0 * tone) as f32
+                } else {
+                    (tone + noise) as f32
+                }
             })
-            .collect();
+            .collect()
+    }
+
+    /// Frame-by-frame figures with one real FFT per frame and plain sums, as a check on
+    /// the paired transforms, batching and partial sums of the fast path.
+    fn reference_shape(y: &[f32], sr: f64, p: &FeatureParams) -> (f64, f64, f64, f64) {
+        let (n_fft, hop) = (p.n_fft, p.hop_length);
+        let fft = realfft::RealFftPlanner::<f64>::new().plan_fft_forward(n_fft);
+        let window = crate::audio::spectral::hann_periodic(n_fft);
+        let freqs = fft_frequencies(sr, n_fft);
+        let frames = centered_frames(y.len(), hop);
+        let mut sums = [0.0f64; 4];
+        for t in 0..frames {
+            let mut input = fft.make_input_vec();
+            for (i, v) in input.iter_mut().enumerate() {
+                let j = (t * hop + i) as isize - (n_fft / 2) as isize;
+                if j >= 0 && (j as usize) < y.len() {
+                    *v = f64::from(y[j as usize] * window[i]);
+                }
+            }
+            let mut spec = fft.make_output_vec();
+            fft.process(&mut input, &mut spec).unwrap();
+            let mag: Vec<f32> = spec.iter().map(|c| c.norm() as f32).collect();
+            let total: f64 = mag.iter().map(|&m| f64::from(m)).sum::<f64>().max(1e-300);
+            let centroid = mag
+                .iter()
+                .zip(&freqs)
+                .map(|(&m, f)| f64::from(m) * f)
+                .sum::<f64>()
+                / total;
+            let bandwidth = (mag
+                .iter()
+                .zip(&freqs)
+                .map(|(&m, f)| f64::from(m) * (f - centroid).powi(2))
+                .sum::<f64>()
+                / total)
+                .sqrt();
+            let total32: f32 = mag.iter().sum();
+            let mut run = 0.0f32;
+            let k = mag
+                .iter()
+                .position(|&m| {
+                    run += m;
+                    run >= (0.85 * f64::from(total32)) as f32
+                })
+                .unwrap_or(0);
+            let power: Vec<f64> = mag.iter().map(|&m| f64::from((m * m).max(1e-10))).collect();
+            let n = power.len() as f64;
+            let flatness = (power.iter().map(|v| v.ln()).sum::<f64>() / n).exp()
+                / (power.iter().sum::<f64>() / n);
+            for (s, v) in sums
+                .iter_mut()
+                .zip([centroid, bandwidth, freqs[k], flatness])
+            {
+                *s += v;
+            }
+        }
+        let nf = frames as f64;
+        (sums[0] / nf, sums[1] / nf, sums[2] / nf, sums[3] / nf)
+    }
+
+    #[test]
+    fn spectral_shape_matches_a_plain_per_frame_computation() {
+        let sr = 22_050.0;
+        let y = test_signal(sr, 40_000);
         let p = FeatureParams::default();
-        let kept = spectral_figures(&y, sr, &p, usize::MAX);
-        let recomputed = spectral_figures(&y, sr, &p, 0);
-        assert_eq!(kept.chroma, recomputed.chroma);
-        // C and G dominate.
+        let fast = spectral_figures(&y, sr, &p);
+        let (centroid, bandwidth, rolloff, flatness) = reference_shape(&y, sr, &p);
+        let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
         assert!(
-            kept.chroma[0] > 0.5 && kept.chroma[7] > 0.5,
-            "{:?}",
-            kept.chroma
+            rel(fast.centroid, centroid) < 1e-6,
+            "{} {centroid}",
+            fast.centroid
         );
+        assert!(
+            rel(fast.bandwidth, bandwidth) < 1e-6,
+            "{} {bandwidth}",
+            fast.bandwidth
+        );
+        assert!(
+            rel(fast.rolloff, rolloff) < 1e-4,
+            "{} {rolloff}",
+            fast.rolloff
+        );
+        assert!(
+            rel(fast.flatness, flatness) < 1e-4,
+            "{} {flatness}",
+            fast.flatness
+        );
+        // C and G dominate the chroma.
+        assert!(
+            fast.chroma[0] > 0.5 && fast.chroma[7] > 0.5,
+            "{:?}",
+            fast.chroma
+        );
+    }
+
+    #[test]
+    fn rms_and_zero_crossings_match_a_plain_per_frame_computation() {
+        let sr = 22_050.0;
+        let y = test_signal(sr, 30_001);
+        for (frame, hop) in [(2048, 512), (2048, 500)] {
+            let frames = centered_frames(y.len(), hop);
+            let (mut rms, mut zcr) = (0.0, 0.0);
+            for t in 0..frames {
+                // Zero padding for rms, edge padding for the crossings (librosa's modes).
+                let at = |i: usize, edge: bool| -> f32 {
+                    let j = (t * hop + i) as isize - (frame / 2) as isize;
+                    if edge {
+                        y[j.clamp(0, y.len() as isize - 1) as usize]
+                    } else if j >= 0 && (j as usize) < y.len() {
+                        y[j as usize]
+                    } else {
+                        0.0
+                    }
+                };
+                let e: f64 = (0..frame)
+                    .map(|i| f64::from(at(i, false) * at(i, false)))
+                    .sum();
+                rms += (e / frame as f64).sqrt();
+                let neg = |s: f32| (if s.abs() <= 1e-10 { 0.0 } else { s }).is_sign_negative();
+                let crossings = (1..frame)
+                    .filter(|&i| neg(at(i, true)) != neg(at(i - 1, true)))
+                    .count();
+                zcr += crossings as f64 / frame as f64;
+            }
+            let (rms, zcr) = (rms / frames as f64, zcr / frames as f64);
+            assert!(
+                (mean_rms(&y, frame, hop) - rms).abs() < 1e-12 * rms,
+                "{frame}/{hop}"
+            );
+            assert!(
+                (mean_zero_crossing_rate(&y, frame, hop) - zcr).abs() < 1e-12,
+                "{frame}/{hop}"
+            );
+        }
     }
 }

@@ -129,8 +129,13 @@ pub struct LoudnessMeter {
     hop: u64,
     /// Next multiple of `hop` at which to record.
     next_hop_at: u64,
-    /// Scratch: K-weighted squares of the current chunk, per channel.
-    squares: Vec<Vec<f64>>,
+    /// Scratch: K-weighted energy of each run between record positions, per channel.
+    sums: Vec<Vec<f64>>,
+    /// Scratch: the record positions inside the current chunk.
+    cuts: Vec<usize>,
+    /// Samples after which a zero-started K-weighting filter has the state of one that
+    /// ran all along (to far below f64 precision); `None` if it never settles.
+    settle: Option<usize>,
     at_hop: Vec<Vec<f64>>,
     true_peak: Option<TruePeak>,
     sample_peak: f32,
@@ -161,12 +166,15 @@ impl LoudnessMeter {
             at_upper: vec![Vec::new(); channels],
             hop: ((0.1 * rate).round() as u64).max(1),
             next_hop_at: 0,
-            squares: vec![Vec::new(); channels],
+            sums: vec![Vec::new(); channels],
+            cuts: Vec::new(),
+            settle: None,
             at_hop: vec![Vec::new(); channels],
             true_peak: true_peak.then(|| TruePeak::new(channels)),
             sample_peak: 0.0,
         };
         m.upper_at = m.upper(0);
+        m.settle = settle_len(&m.filters);
         m.record();
         m
     }
@@ -203,6 +211,34 @@ impl LoudnessMeter {
         }
     }
 
+    /// Positions inside a chunk of `frames` samples (relative, in 1..frames) at which
+    /// [`Self::record`] will store cumulative energies.
+    fn chunk_cuts(&mut self, frames: usize) {
+        self.cuts.clear();
+        let end = self.n + frames as u64;
+        let (mut next_lower, mut next_upper) = (self.next_lower, self.next_upper);
+        let (mut lower_at, mut upper_at, mut hop_at) =
+            (self.lower_at, self.upper_at, self.next_hop_at);
+        loop {
+            let next = lower_at.min(upper_at).min(hop_at);
+            if next >= end {
+                break;
+            }
+            self.cuts.push((next - self.n) as usize);
+            while lower_at == next {
+                next_lower += 1;
+                lower_at = self.lower(next_lower);
+            }
+            while upper_at == next {
+                next_upper += 1;
+                upper_at = self.upper(next_upper);
+            }
+            if hop_at == next {
+                hop_at += self.hop;
+            }
+        }
+    }
+
     /// Feed a chunk (its channel count must be the meter's).
     pub fn push(&mut self, chunk: &AudioBuffer) {
         let planes = chunk.channels();
@@ -210,28 +246,28 @@ impl LoudnessMeter {
         if let Some(tp) = self.true_peak.as_mut() {
             tp.push(planes);
         }
-        // Filter each channel over the whole chunk, then accumulate the squares in
-        // runs between the positions where a cumulative value must be recorded.
-        for (c, plane) in planes.iter().enumerate().take(self.channels) {
-            let [s0, s1] = &mut self.states[c];
-            let (f0, f1) = (&self.filters[0], &self.filters[1]);
-            let sq = &mut self.squares[c];
-            sq.clear();
-            sq.extend(plane.iter().map(|&x| {
-                let y = s1.process(f1, s0.process(f0, f64::from(x)));
-                y * y
-            }));
-        }
+        // K-weighted energy of each run between the positions where a cumulative value
+        // must be recorded, filtered and summed in one pass per channel.
         let frames = chunk.frames();
-        let mut i = 0;
-        while i < frames {
-            let next = self.lower_at.min(self.upper_at).min(self.next_hop_at);
-            let run = ((next - self.n) as usize).min(frames - i);
+        self.chunk_cuts(frames);
+        for (c, plane) in planes.iter().enumerate().take(self.channels) {
+            run_energies(
+                plane,
+                &self.filters,
+                &mut self.states[c],
+                &self.cuts,
+                self.settle,
+                &mut self.sums[c],
+            );
+        }
+        let mut start = 0;
+        for i in 0..=self.cuts.len() {
+            let end = self.cuts.get(i).copied().unwrap_or(frames);
             for c in 0..self.channels {
-                self.cum[c] += self.squares[c][i..i + run].iter().sum::<f64>();
+                self.cum[c] += self.sums[c][i];
             }
-            self.n += run as u64;
-            i += run;
+            self.n += (end - start) as u64;
+            start = end;
             self.record();
         }
     }
@@ -283,6 +319,146 @@ impl LoudnessMeter {
             sample_peak_dbfs: 20.0 * f64::from(self.sample_peak).log10(),
         }
     }
+}
+
+/// Spectral radius of a normalised biquad (largest pole magnitude).
+fn pole_radius(f: &Biquad) -> f64 {
+    let (a1, a2) = (f.a[1], f.a[2]);
+    let disc = a1 * a1 - 4.0 * a2;
+    if disc < 0.0 {
+        a2.sqrt()
+    } else {
+        let s = disc.sqrt();
+        ((-a1 + s) / 2.0).abs().max(((-a1 - s) / 2.0).abs())
+    }
+}
+
+/// Samples after which the state of the K-weighting cascade started from zero matches
+/// that of one that ran all along, to within 1e-24 of the signal's scale: the slowest
+/// pole decayed twice over that factor (the margin covers repeated poles).
+fn settle_len(filters: &[Biquad; 2]) -> Option<usize> {
+    let r = filters.iter().map(pole_radius).fold(0.0, f64::max);
+    (r.is_finite() && r < 1.0).then(|| (2.0 * (1e-24f64).ln() / r.ln()).ceil() as usize + 64)
+}
+
+/// Lanes run side by side when a channel is long enough (see [`run_energies`]).
+const LANES: usize = 8;
+
+/// K-weights `x` (continuing from `state`) and sums the squares of each run between
+/// `cuts` (sorted positions in 1..len) into `sums` (cuts.len() + 1 values).
+///
+/// The two biquads form a recurrence, so one channel is a serial chain of dependent
+/// multiply-adds. A long channel is split into [`LANES`] segments filtered side by
+/// side; each segment after the first starts from zero state `settle` samples early,
+/// by which point its state equals the continuous filter's to far below f64 rounding.
+fn run_energies(
+    x: &[f32],
+    f: &[Biquad; 2],
+    state: &mut [BiquadState; 2],
+    cuts: &[usize],
+    settle: Option<usize>,
+    sums: &mut Vec<f64>,
+) {
+    sums.clear();
+    sums.resize(cuts.len() + 1, 0.0);
+    let seg = x.len() / LANES;
+    match settle {
+        Some(w) if seg >= 2 * w => {}
+        _ => {
+            let mut start = 0;
+            for (i, &end) in cuts.iter().chain(std::iter::once(&x.len())).enumerate() {
+                sums[i] = filter_energy(&x[start..end], f, state);
+                start = end;
+            }
+            return;
+        }
+    }
+    let w = settle.unwrap_or(0);
+    let base: [usize; LANES] = std::array::from_fn(|l| l * seg);
+    let mut states = [[BiquadState::default(); 2]; LANES];
+    states[0] = *state;
+    for l in 1..LANES {
+        filter_energy(&x[base[l] - w..base[l]], f, &mut states[l]);
+    }
+    // Run index and next cut of each lane.
+    let mut run: [usize; LANES] = std::array::from_fn(|l| cuts.partition_point(|&c| c <= base[l]));
+    let next_cut = |r: usize| cuts.get(r).copied().unwrap_or(usize::MAX);
+    let mut acc = [0.0f64; LANES];
+    let mut z: [[f64; LANES]; 4] = [[0.0; LANES]; 4];
+    for l in 0..LANES {
+        let [s0, s1] = states[l];
+        z[0][l] = s0.z1;
+        z[1][l] = s0.z2;
+        z[2][l] = s1.z1;
+        z[3][l] = s1.z2;
+    }
+    let (b, a, c, d) = (f[0].b, f[0].a, f[1].b, f[1].a);
+    let mut i = 0;
+    while i < seg {
+        // Advance all lanes up to the nearest cut of any lane.
+        let step = (0..LANES)
+            .map(|l| next_cut(run[l]) - (base[l] + i))
+            .fold(seg - i, usize::min);
+        let lanes: [&[f32]; LANES] = std::array::from_fn(|l| &x[base[l] + i..base[l] + i + step]);
+        let [z0, z1, z2, z3] = &mut z;
+        for k in 0..step {
+            let xv: [f64; LANES] = std::array::from_fn(|l| f64::from(lanes[l][k]));
+            for l in 0..LANES {
+                let v = xv[l];
+                let y = b[0] * v + z0[l];
+                z0[l] = b[1] * v - a[1] * y + z1[l];
+                z1[l] = b[2] * v - a[2] * y;
+                let o = c[0] * y + z2[l];
+                z2[l] = c[1] * y - d[1] * o + z3[l];
+                z3[l] = c[2] * y - d[2] * o;
+                acc[l] += o * o;
+            }
+        }
+        i += step;
+        for l in 0..LANES {
+            if base[l] + i == next_cut(run[l]) {
+                sums[run[l]] += acc[l];
+                acc[l] = 0.0;
+                run[l] += 1;
+            }
+        }
+    }
+    for l in 0..LANES {
+        sums[run[l]] += acc[l];
+    }
+    // The last lane goes on to the end of the channel.
+    let mut last = [
+        BiquadState {
+            z1: z[0][LANES - 1],
+            z2: z[1][LANES - 1],
+        },
+        BiquadState {
+            z1: z[2][LANES - 1],
+            z2: z[3][LANES - 1],
+        },
+    ];
+    let mut start = LANES * seg;
+    let mut r = run[LANES - 1];
+    while start < x.len() {
+        let end = next_cut(r).min(x.len());
+        sums[r] += filter_energy(&x[start..end], f, &mut last);
+        if end == next_cut(r) {
+            r += 1;
+        }
+        start = end;
+    }
+    *state = last;
+}
+
+/// Sum of the squares of the K-weighted `x`, continuing from `state`.
+fn filter_energy(x: &[f32], f: &[Biquad; 2], state: &mut [BiquadState; 2]) -> f64 {
+    let [s0, s1] = state;
+    let mut acc = 0.0;
+    for &v in x {
+        let y = s1.process(&f[1], s0.process(&f[0], f64::from(v)));
+        acc += y * y;
+    }
+    acc
 }
 
 /// BS.1770 two-stage gating over block energies; returns the gated mean energy.

@@ -2,12 +2,13 @@
 //! (`onset.onset_strength`, `onset.onset_detect`, `feature.tempo`, `beat.beat_track`)
 //! step by step, with their defaults.
 
-use std::sync::Arc;
-
+use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use super::spectral::{fast_len, hann_periodic, median, mel_power_frames, par_ranges, power_to_db};
+use super::spectral::{
+    RealPair, fast_even_len, hann_periodic, median, mel_power_frames, par_ranges_grain,
+    power_to_db, sum_squares,
+};
 
 /// How the per-band increases are combined into one onset value per frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +21,8 @@ pub enum Aggregate {
 
 /// Onset envelope from a dB mel spectrogram (frames × bands), lag 1, no max filter,
 /// shifted right by `1 + n_fft / (2 hop)` frames and trimmed, as librosa centres it.
-pub fn onset_envelope_from_db(
-    db: &[Vec<f32>],
+pub fn onset_envelope_from_db<R: AsRef<[f32]>>(
+    db: &[R],
     aggregate: Aggregate,
     n_fft: usize,
     hop: usize,
@@ -38,8 +39,9 @@ pub fn onset_envelope_from_db(
         diffs.clear();
         diffs.extend(
             db[j]
+                .as_ref()
                 .iter()
-                .zip(&db[j - 1])
+                .zip(db[j - 1].as_ref())
                 .map(|(a, b)| f64::from((a - b).max(0.0))),
         );
         *e = match aggregate {
@@ -79,50 +81,20 @@ impl Default for TempoParams {
     }
 }
 
-struct Autocorr {
-    fwd: Arc<dyn RealToComplex<f32>>,
-    inv: Arc<dyn ComplexToReal<f32>>,
-    buf: Vec<f32>,
-    spec: Vec<Complex<f32>>,
-    n_pad: usize,
-}
-
-impl Autocorr {
-    fn new(len: usize) -> Self {
-        // Lags 0..len of a length-len frame: 2·len − 1 points avoid wrap-around.
-        let n_pad = fast_len((2 * len).saturating_sub(1).max(1));
-        let mut planner = RealFftPlanner::<f32>::new();
-        let fwd = planner.plan_fft_forward(n_pad);
-        let inv = planner.plan_fft_inverse(n_pad);
-        Self {
-            buf: fwd.make_input_vec(),
-            spec: fwd.make_output_vec(),
-            fwd,
-            inv,
-            n_pad,
-        }
-    }
-
-    /// Full autocorrelation of `x`, first `x.len()` lags, into `out`.
-    fn run(&mut self, x: &[f64], out: &mut [f64]) {
-        for (b, &v) in self.buf.iter_mut().zip(x) {
-            *b = v as f32;
-        }
-        self.buf[x.len()..].iter_mut().for_each(|v| *v = 0.0);
-        let _ = self.fwd.process(&mut self.buf, &mut self.spec);
-        for c in self.spec.iter_mut() {
-            *c = Complex::new(c.norm_sqr(), 0.0);
-        }
-        let _ = self.inv.process(&mut self.spec, &mut self.buf);
-        let scale = 1.0 / self.n_pad as f64;
-        for (o, v) in out.iter_mut().zip(&self.buf) {
-            *o = f64::from(*v) * scale;
-        }
+/// `acc += |re + i·im|² · scale` (vectorised: the slices cannot overlap).
+fn add_power(acc: &mut [f64], re: &[f32], im: &[f32], scale: f64) {
+    for ((a, &r), &i) in acc.iter_mut().zip(re).zip(im) {
+        *a += f64::from(r * r + i * i) * scale;
     }
 }
 
 /// Mean of the autocorrelation tempogram (`librosa.feature.tempogram`, hann window,
 /// centred with linear-ramp padding, each frame normalised by its max).
+///
+/// An autocorrelation's largest value is at lag 0 (its energy), so each frame is
+/// divided by the energy of its windowed samples. The mean of the normalised
+/// autocorrelations is the inverse transform of the mean of the normalised power
+/// spectra: one forward FFT per frame and a single inverse FFT.
 pub fn mean_tempogram(env: &[f64], win: usize) -> Vec<f64> {
     let n = env.len();
     let mut acc = vec![0.0f64; win];
@@ -141,35 +113,50 @@ pub fn mean_tempogram(env: &[f64], win: usize) -> Vec<f64> {
     }
     let window = hann_periodic(win);
     let frames = (padded.len() - win + 1).min(n);
-    let partials = par_ranges(frames, |range| {
-        let mut ac = Autocorr::new(win);
-        let mut frame = vec![0.0f64; win];
-        let mut out = vec![0.0f64; win];
-        let mut acc = vec![0.0f64; win];
-        for t in range {
-            for (k, f) in frame.iter_mut().enumerate() {
-                *f = padded[t + k] * f64::from(window[k]);
+    // Lags 0..win of a length-win frame: 2·win − 1 points avoid wrap-around.
+    let n_pad = fast_even_len((2 * win).saturating_sub(1).max(1));
+    // Two frames per transform; ranges start at even frames so that the pairing (and
+    // so the rounding) does not depend on the number of threads.
+    let partials = par_ranges_grain(frames, 2, |range| {
+        let mut pair = RealPair::new(n_pad);
+        let mut buf = [vec![0.0f32; win], vec![0.0f32; win]];
+        let mut power = vec![0.0f64; pair.bins()];
+        for start in range.clone().step_by(2) {
+            let count = 2.min(range.end - start);
+            let mut energy = [0.0f64; 2];
+            for (i, (b, e)) in buf.iter_mut().zip(&mut energy).take(count).enumerate() {
+                let t = start + i;
+                for ((b, &x), &w) in b.iter_mut().zip(&padded[t..t + win]).zip(&window) {
+                    *b = (x * f64::from(w)) as f32;
+                }
+                *e = sum_squares(b);
             }
-            ac.run(&frame, &mut out);
-            let max = out.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            let norm = if max < f64::from(f32::MIN_POSITIVE) {
-                1.0
-            } else {
-                max
-            };
-            for (a, v) in acc.iter_mut().zip(&out) {
-                *a += v / norm;
+            let [a, b] = &buf;
+            pair.forward(a, if count == 2 { b } else { &[] });
+            let [ar, ai, br, bi] = &pair.spec;
+            for (e, (re, im)) in energy.iter().zip([(ar, ai), (br, bi)]).take(count) {
+                if *e < f64::from(f32::MIN_POSITIVE) {
+                    // An all-zero frame adds nothing.
+                    continue;
+                }
+                add_power(&mut power, re, im, 1.0 / e);
             }
         }
-        acc
+        power
     });
+    let mut power = vec![0.0f64; n_pad / 2 + 1];
     for part in partials {
-        for (a, v) in acc.iter_mut().zip(part) {
+        for (a, v) in power.iter_mut().zip(part) {
             *a += v;
         }
     }
-    for a in acc.iter_mut() {
-        *a /= frames as f64;
+    let inv = RealFftPlanner::<f64>::new().plan_fft_inverse(n_pad);
+    let mut spec: Vec<Complex<f64>> = power.iter().map(|&v| Complex::new(v, 0.0)).collect();
+    let mut out = inv.make_output_vec();
+    let _ = inv.process(&mut spec, &mut out);
+    let scale = 1.0 / (n_pad as f64 * frames as f64);
+    for (a, v) in acc.iter_mut().zip(&out) {
+        *a = v * scale;
     }
     acc
 }
