@@ -401,6 +401,8 @@ fn run_energies(
             .fold(seg - i, usize::min);
         let lanes: [&[f32]; LANES] = std::array::from_fn(|l| &x[base[l] + i..base[l] + i + step]);
         let [z0, z1, z2, z3] = &mut z;
+        // Indexed by sample across the lanes, so the lanes advance together.
+        #[allow(clippy::needless_range_loop)]
         for k in 0..step {
             let xv: [f64; LANES] = std::array::from_fn(|l| f64::from(lanes[l][k]));
             for l in 0..LANES {

@@ -382,7 +382,7 @@ impl BlockAcf {
             return None;
         }
         let nb = n / b;
-        let dmax = (max_period + b - 1) / b;
+        let dmax = max_period.div_ceil(b);
         let dmax = dmax.min(nb - 1);
         // Pair (j, j + d) fills lags d·b − (b − 1) ..= d·b + (b − 1); the negative lags of
         // d = 0 wrap to the top. Neither may land on 0..=max_period.

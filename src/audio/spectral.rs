@@ -435,15 +435,14 @@ impl RealPair {
     }
 }
 
+/// Real and imaginary parts of bins 0..=n/2.
+type HalfSpectrum<'a> = (&'a [f32], &'a [f32]);
+
 /// Full-circle spectrum Z[f] = A[f] + i·s·B[f] from the half-spectra (Hermitian
 /// extension, imaginary parts at 0 and n/2 dropped), for an inverse FFT whose real part
 /// is a and imaginary part s·b.
 #[inline(always)]
-fn pack_hermitian(
-    z: &mut [Complex<f32>],
-    (ar, ai): (&[f32], &[f32]),
-    b: Option<((&[f32], &[f32]), f32)>,
-) {
+fn pack_hermitian(z: &mut [Complex<f32>], (ar, ai): HalfSpectrum, b: Option<(HalfSpectrum, f32)>) {
     let n = z.len();
     let half = n / 2;
     let (ar, ai) = (&ar[..=half], &ai[..=half]);
