@@ -5,6 +5,7 @@
 pub mod audioldm;
 pub mod device;
 pub mod error;
+pub mod kernels;
 pub mod repo;
 pub mod shared;
 pub mod wav2vec2;

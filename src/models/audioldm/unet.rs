@@ -5,15 +5,14 @@
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{self as nn, VarBuilder};
-use candle_transformers::models::stable_diffusion::attention::{
-    SpatialTransformer, SpatialTransformerConfig,
-};
 use candle_transformers::models::stable_diffusion::embeddings::{TimestepEmbedding, Timesteps};
-use candle_transformers::models::stable_diffusion::resnet::{ResnetBlock2D, ResnetBlock2DConfig};
-use candle_transformers::models::stable_diffusion::unet_2d_blocks::{
-    UNetMidBlock2DCrossAttn, UNetMidBlock2DCrossAttnConfig,
-};
 use serde::Deserialize;
+
+use super::blocks::{
+    CrossAttnMidBlock, Downsample, ResnetBlock, ResnetConfig, SpatialTransformer,
+    TransformerConfig, Upsample, conv3,
+};
+use crate::models::kernels::{Conv2d, GroupNorm};
 
 /// `unet/config.json`, the fields this architecture reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -189,66 +188,11 @@ impl UNetConfig {
     }
 }
 
-#[derive(Debug)]
-struct Downsample {
-    conv: nn::Conv2d,
-    padding: usize,
-}
-
-impl Downsample {
-    fn new(vb: VarBuilder, channels: usize, padding: usize) -> Result<Self> {
-        let cfg = nn::Conv2dConfig {
-            stride: 2,
-            padding,
-            ..Default::default()
-        };
-        Ok(Self {
-            conv: nn::conv2d(channels, channels, 3, cfg, vb.pp("conv"))?,
-            padding,
-        })
-    }
-}
-
-impl Module for Downsample {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        if self.padding == 0 {
-            // diffusers pads right and bottom by one when the convolution has no padding.
-            let xs = xs.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?;
-            self.conv.forward(&xs)
-        } else {
-            self.conv.forward(xs)
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Upsample {
-    conv: nn::Conv2d,
-}
-
-impl Upsample {
-    fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
-        let cfg = nn::Conv2dConfig {
-            padding: 1,
-            ..Default::default()
-        };
-        Ok(Self {
-            conv: nn::conv2d(channels, channels, 3, cfg, vb.pp("conv"))?,
-        })
-    }
-
-    fn forward(&self, xs: &Tensor, size: Option<(usize, usize)>) -> Result<Tensor> {
-        let (_, _, h, w) = xs.dims4()?;
-        let (h, w) = size.unwrap_or((2 * h, 2 * w));
-        self.conv.forward(&xs.upsample_nearest2d(h, w)?)
-    }
-}
-
 /// One level on the way down: resnets, each optionally followed by a transformer, then an
 /// optional downsampler. `DownBlock2D` and `CrossAttnDownBlock2D`.
 #[derive(Debug)]
 struct DownBlock {
-    resnets: Vec<ResnetBlock2D>,
+    resnets: Vec<ResnetBlock>,
     attentions: Vec<SpatialTransformer>,
     downsampler: Option<Downsample>,
 }
@@ -260,7 +204,7 @@ impl DownBlock {
         for (i, resnet) in self.resnets.iter().enumerate() {
             xs = resnet.forward(&xs, Some(temb))?;
             if let Some(attn) = self.attentions.get(i) {
-                xs = attn.forward(&xs, None)?;
+                xs = attn.forward(&xs)?;
             }
             states.push(xs.clone());
         }
@@ -276,7 +220,7 @@ impl DownBlock {
 /// a transformer, then an optional upsampler. `UpBlock2D` and `CrossAttnUpBlock2D`.
 #[derive(Debug)]
 struct UpBlock {
-    resnets: Vec<ResnetBlock2D>,
+    resnets: Vec<ResnetBlock>,
     attentions: Vec<SpatialTransformer>,
     upsampler: Option<Upsample>,
 }
@@ -295,7 +239,7 @@ impl UpBlock {
             xs = Tensor::cat(&[&xs, skip], 1)?;
             xs = resnet.forward(&xs, Some(temb))?;
             if let Some(attn) = self.attentions.get(i) {
-                xs = attn.forward(&xs, None)?;
+                xs = attn.forward(&xs)?;
             }
         }
         match &self.upsampler {
@@ -307,16 +251,16 @@ impl UpBlock {
 
 #[derive(Debug)]
 pub struct UNet {
-    conv_in: nn::Conv2d,
+    conv_in: Conv2d,
     time_proj: Timesteps,
     time_embedding: TimestepEmbedding,
     class_embedding: nn::Linear,
     concat_class: bool,
     down_blocks: Vec<DownBlock>,
-    mid_block: UNetMidBlock2DCrossAttn,
+    mid_block: CrossAttnMidBlock,
     up_blocks: Vec<UpBlock>,
-    conv_norm_out: nn::GroupNorm,
-    conv_out: nn::Conv2d,
+    conv_norm_out: GroupNorm,
+    conv_out: Conv2d,
     pub config: UNetConfig,
 }
 
@@ -328,11 +272,7 @@ impl UNet {
         let n = channels.len();
         let groups = config.norm_num_groups;
         let eps = config.norm_eps;
-        let conv3 = nn::Conv2dConfig {
-            padding: 1,
-            ..Default::default()
-        };
-        let conv_in = nn::conv2d(config.in_channels, channels[0], 3, conv3, vb.pp("conv_in"))?;
+        let conv_in = conv3(config.in_channels, channels[0], vb.pp("conv_in"))?;
         let time_embed_dim = channels[0] * 4;
         let time_proj = Timesteps::new(channels[0], config.flip_sin_to_cos, config.freq_shift);
         let time_embedding =
@@ -346,24 +286,21 @@ impl UNet {
         } else {
             time_embed_dim
         };
-        let resnet_cfg = |out: usize| ResnetBlock2DConfig {
-            out_channels: Some(out),
+        let resnet_cfg = |out: usize| ResnetConfig {
+            out_channels: out,
             temb_channels: Some(temb),
             groups,
-            groups_out: None,
             eps,
-            use_in_shortcut: None,
             output_scale_factor: 1.0,
         };
+        let transformer_cfg = |heads: usize| TransformerConfig {
+            heads,
+            depth: config.transformer_layers_per_block,
+            groups,
+            linear_projection: config.use_linear_projection,
+        };
         let transformer = |vb: VarBuilder, ch: usize, heads: usize| {
-            let cfg = SpatialTransformerConfig {
-                depth: config.transformer_layers_per_block,
-                num_groups: groups,
-                context_dim: Some(ch),
-                sliced_attention_size: None,
-                use_linear_projection: config.use_linear_projection,
-            };
-            SpatialTransformer::new(vb, ch, heads, ch / heads, false, cfg)
+            SpatialTransformer::new(vb, ch, transformer_cfg(heads))
         };
 
         let mut down_blocks = Vec::with_capacity(n);
@@ -376,7 +313,7 @@ impl UNet {
             let mut attentions = Vec::new();
             for j in 0..config.layers_per_block {
                 let rin = if j == 0 { in_ch } else { out_ch };
-                resnets.push(ResnetBlock2D::new(
+                resnets.push(ResnetBlock::new(
                     vb.pp(format!("resnets.{j}")),
                     rin,
                     resnet_cfg(out_ch),
@@ -406,22 +343,15 @@ impl UNet {
         }
 
         let last = channels[n - 1];
-        let mid_block = UNetMidBlock2DCrossAttn::new(
+        let mid_resnet = ResnetConfig {
+            output_scale_factor: config.mid_block_scale_factor,
+            ..resnet_cfg(last)
+        };
+        let mid_block = CrossAttnMidBlock::new(
             vb.pp("mid_block"),
             last,
-            Some(temb),
-            false,
-            UNetMidBlock2DCrossAttnConfig {
-                num_layers: 1,
-                resnet_eps: eps,
-                resnet_groups: Some(groups),
-                attn_num_head_channels: heads[n - 1],
-                output_scale_factor: config.mid_block_scale_factor,
-                cross_attn_dim: last,
-                sliced_attention_size: None,
-                use_linear_projection: config.use_linear_projection,
-                transformer_layers_per_block: config.transformer_layers_per_block,
-            },
+            transformer_cfg(heads[n - 1]),
+            mid_resnet,
         )?;
 
         let rev: Vec<usize> = channels.iter().rev().copied().collect();
@@ -439,7 +369,7 @@ impl UNet {
             for j in 0..layers {
                 let skip = if j == layers - 1 { in_ch } else { out_ch };
                 let rin = if j == 0 { prev_ch } else { out_ch };
-                resnets.push(ResnetBlock2D::new(
+                resnets.push(ResnetBlock::new(
                     vb.pp(format!("resnets.{j}")),
                     rin + skip,
                     resnet_cfg(out_ch),
@@ -464,14 +394,8 @@ impl UNet {
             });
         }
 
-        let conv_norm_out = nn::group_norm(groups, channels[0], eps, vb.pp("conv_norm_out"))?;
-        let conv_out = nn::conv2d(
-            channels[0],
-            config.out_channels,
-            3,
-            conv3,
-            vb.pp("conv_out"),
-        )?;
+        let conv_norm_out = GroupNorm::load(groups, channels[0], eps, vb.pp("conv_norm_out"))?;
+        let conv_out = conv3(channels[0], config.out_channels, vb.pp("conv_out"))?;
         Ok(Self {
             conv_in,
             time_proj,
@@ -511,7 +435,7 @@ impl UNet {
             xs = next;
             skips.extend(states);
         }
-        xs = self.mid_block.forward(&xs, Some(&emb), None)?;
+        xs = self.mid_block.forward(&xs, &emb)?;
         let last = self.up_blocks.len() - 1;
         for (i, block) in self.up_blocks.iter().enumerate() {
             let take = block.resnets.len();
@@ -530,7 +454,7 @@ impl UNet {
             };
             xs = block.forward(&xs, &own, &emb, size)?;
         }
-        let xs = nn::ops::silu(&self.conv_norm_out.forward(&xs)?)?;
-        self.conv_out.forward(&xs)
+        self.conv_out
+            .forward(&self.conv_norm_out.forward_silu(&xs)?)
     }
 }

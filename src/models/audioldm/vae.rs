@@ -1,16 +1,14 @@
 //! The variational autoencoder between log-mel spectrograms and latents: diffusers'
-//! `AutoencoderKL`, assembled from candle-transformers' encoder and decoder blocks so that
-//! the encoder's mean and log-variance are both available (audio-to-audio starts from the
-//! mean; candle's own `AutoEncoderKL` only offers a random sample), with a mid-block
-//! attention of our own that is correct for batches.
+//! `AutoencoderKL`, with the encoder's mean and log-variance both available (audio-to-audio
+//! starts from the mean; candle's own `AutoEncoderKL` only offers a random sample) and a
+//! mid-block attention that is correct for batches.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{self as nn, VarBuilder};
-use candle_transformers::models::stable_diffusion::resnet::{ResnetBlock2D, ResnetBlock2DConfig};
-use candle_transformers::models::stable_diffusion::unet_2d_blocks::{
-    DownEncoderBlock2D, DownEncoderBlock2DConfig, UpDecoderBlock2D, UpDecoderBlock2DConfig,
-};
 use serde::Deserialize;
+
+use super::blocks::{Downsample, ResnetBlock, ResnetConfig, Upsample, conv1, conv3};
+use crate::models::kernels::{self, Conv2d, GroupNorm};
 
 /// `vae/config.json`, the fields this architecture reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -93,11 +91,11 @@ impl VaeConfig {
 }
 
 /// Single-head self-attention over all positions, with a residual: the VAE's mid-block
-/// attention. candle's `AttentionBlock` returns wrong values for every batch item after the
-/// first (its matmuls take transposed views); this one makes every operand contiguous.
+/// attention. (candle's `AttentionBlock` returns wrong values for every batch item after
+/// the first.)
 #[derive(Debug)]
 struct SpatialSelfAttention {
-    group_norm: nn::GroupNorm,
+    group_norm: GroupNorm,
     to_q: nn::Linear,
     to_k: nn::Linear,
     to_v: nn::Linear,
@@ -113,7 +111,7 @@ impl SpatialSelfAttention {
             ("to_q", "to_k", "to_v", "to_out.0")
         };
         Ok(Self {
-            group_norm: nn::group_norm(groups, channels, 1e-6, vb.pp("group_norm"))?,
+            group_norm: GroupNorm::load(groups, channels, 1e-6, vb.pp("group_norm"))?,
             to_q: nn::linear(channels, channels, vb.pp(q))?,
             to_k: nn::linear(channels, channels, vb.pp(k))?,
             to_v: nn::linear(channels, channels, vb.pp(v))?,
@@ -131,14 +129,11 @@ impl Module for SpatialSelfAttention {
             .reshape((b, c, h * w))?
             .transpose(1, 2)?
             .contiguous()?;
-        // The scale goes on the queries, (h·w, c), rather than on the (h·w, h·w) scores, and
-        // the fused softmax makes one pass where the generic one makes five.
-        let q = (self.to_q.forward(&hidden)? * (1.0 / (c as f64).sqrt()))?;
+        let q = self.to_q.forward(&hidden)?;
         let k = self.to_k.forward(&hidden)?;
         let v = self.to_v.forward(&hidden)?;
-        let scores = q.matmul(&k.transpose(1, 2)?)?;
-        let probs = nn::ops::softmax_last_dim(&scores)?;
-        let out = self.to_out.forward(&probs.matmul(&v)?)?;
+        let attended = kernels::attention(&q, &k, &v, 1, 1.0 / (c as f64).sqrt())?;
+        let out = self.to_out.forward(&attended)?;
         let out = out.transpose(1, 2)?.contiguous()?.reshape((b, c, h, w))?;
         out + xs
     }
@@ -148,26 +143,18 @@ impl Module for SpatialSelfAttention {
 /// VAE configures it.
 #[derive(Debug)]
 struct MidBlock {
-    first: ResnetBlock2D,
+    first: ResnetBlock,
     attention: SpatialSelfAttention,
-    second: ResnetBlock2D,
+    second: ResnetBlock,
 }
 
 impl MidBlock {
     fn new(vb: VarBuilder, channels: usize, groups: usize) -> Result<Self> {
-        let cfg = ResnetBlock2DConfig {
-            out_channels: Some(channels),
-            temb_channels: None,
-            groups,
-            groups_out: None,
-            eps: 1e-6,
-            use_in_shortcut: None,
-            output_scale_factor: 1.0,
-        };
+        let cfg = vae_resnet(channels, groups);
         Ok(Self {
-            first: ResnetBlock2D::new(vb.pp("resnets.0"), channels, cfg)?,
+            first: ResnetBlock::new(vb.pp("resnets.0"), channels, cfg)?,
             attention: SpatialSelfAttention::new(vb.pp("attentions.0"), channels, groups)?,
-            second: ResnetBlock2D::new(vb.pp("resnets.1"), channels, cfg)?,
+            second: ResnetBlock::new(vb.pp("resnets.1"), channels, cfg)?,
         })
     }
 
@@ -178,21 +165,111 @@ impl MidBlock {
     }
 }
 
-fn conv3(cin: usize, cout: usize, vb: VarBuilder) -> Result<nn::Conv2d> {
-    let cfg = nn::Conv2dConfig {
-        padding: 1,
-        ..Default::default()
-    };
-    nn::conv2d(cin, cout, 3, cfg, vb)
+/// The VAE's resnets: no time embedding, eps 1e-6.
+fn vae_resnet(out_channels: usize, groups: usize) -> ResnetConfig {
+    ResnetConfig {
+        out_channels,
+        temb_channels: None,
+        groups,
+        eps: 1e-6,
+        output_scale_factor: 1.0,
+    }
+}
+
+/// Resnets, then optionally a downsampler: diffusers' `DownEncoderBlock2D`.
+#[derive(Debug)]
+struct DownEncoderBlock {
+    resnets: Vec<ResnetBlock>,
+    downsampler: Option<Downsample>,
+}
+
+impl DownEncoderBlock {
+    fn new(
+        vb: VarBuilder,
+        cin: usize,
+        cout: usize,
+        cfg: &VaeConfig,
+        downsample: bool,
+    ) -> Result<Self> {
+        let resnets = (0..cfg.layers_per_block)
+            .map(|i| {
+                let input = if i == 0 { cin } else { cout };
+                let vb = vb.pp(format!("resnets.{i}"));
+                ResnetBlock::new(vb, input, vae_resnet(cout, cfg.norm_num_groups))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let downsampler = if downsample {
+            Some(Downsample::new(vb.pp("downsamplers.0"), cout, 0)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            resnets,
+            downsampler,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut xs = xs.clone();
+        for resnet in &self.resnets {
+            xs = resnet.forward(&xs, None)?;
+        }
+        match &self.downsampler {
+            Some(down) => down.forward(&xs),
+            None => Ok(xs),
+        }
+    }
+}
+
+/// Resnets, then optionally an upsampler: diffusers' `UpDecoderBlock2D`.
+#[derive(Debug)]
+struct UpDecoderBlock {
+    resnets: Vec<ResnetBlock>,
+    upsampler: Option<Upsample>,
+}
+
+impl UpDecoderBlock {
+    fn new(
+        vb: VarBuilder,
+        cin: usize,
+        cout: usize,
+        cfg: &VaeConfig,
+        upsample: bool,
+    ) -> Result<Self> {
+        let resnets = (0..cfg.layers_per_block + 1)
+            .map(|i| {
+                let input = if i == 0 { cin } else { cout };
+                let vb = vb.pp(format!("resnets.{i}"));
+                ResnetBlock::new(vb, input, vae_resnet(cout, cfg.norm_num_groups))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let upsampler = if upsample {
+            Some(Upsample::new(vb.pp("upsamplers.0"), cout)?)
+        } else {
+            None
+        };
+        Ok(Self { resnets, upsampler })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut xs = xs.clone();
+        for resnet in &self.resnets {
+            xs = resnet.forward(&xs, None)?;
+        }
+        match &self.upsampler {
+            Some(up) => up.forward(&xs, None),
+            None => Ok(xs),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Encoder {
-    conv_in: nn::Conv2d,
-    down_blocks: Vec<DownEncoderBlock2D>,
+    conv_in: Conv2d,
+    down_blocks: Vec<DownEncoderBlock>,
     mid_block: MidBlock,
-    conv_norm_out: nn::GroupNorm,
-    conv_out: nn::Conv2d,
+    conv_norm_out: GroupNorm,
+    conv_out: Conv2d,
 }
 
 impl Encoder {
@@ -202,25 +279,18 @@ impl Encoder {
         let mut down_blocks = Vec::with_capacity(ch.len());
         for (i, &out) in ch.iter().enumerate() {
             let input = if i == 0 { ch[0] } else { ch[i - 1] };
-            let block_cfg = DownEncoderBlock2DConfig {
-                num_layers: cfg.layers_per_block,
-                resnet_eps: 1e-6,
-                resnet_groups: cfg.norm_num_groups,
-                output_scale_factor: 1.0,
-                add_downsample: i + 1 < ch.len(),
-                downsample_padding: 0,
-            };
-            down_blocks.push(DownEncoderBlock2D::new(
+            down_blocks.push(DownEncoderBlock::new(
                 vb.pp(format!("down_blocks.{i}")),
                 input,
                 out,
-                block_cfg,
+                cfg,
+                i + 1 < ch.len(),
             )?);
         }
         let last = ch[ch.len() - 1];
         let mid_block = MidBlock::new(vb.pp("mid_block"), last, cfg.norm_num_groups)?;
         let conv_norm_out =
-            nn::group_norm(cfg.norm_num_groups, last, 1e-6, vb.pp("conv_norm_out"))?;
+            GroupNorm::load(cfg.norm_num_groups, last, 1e-6, vb.pp("conv_norm_out"))?;
         let conv_out = conv3(last, 2 * cfg.latent_channels, vb.pp("conv_out"))?;
         Ok(Self {
             conv_in,
@@ -237,18 +307,18 @@ impl Encoder {
             xs = block.forward(&xs)?;
         }
         let xs = self.mid_block.forward(&xs)?;
-        let xs = nn::ops::silu(&self.conv_norm_out.forward(&xs)?)?;
-        self.conv_out.forward(&xs)
+        self.conv_out
+            .forward(&self.conv_norm_out.forward_silu(&xs)?)
     }
 }
 
 #[derive(Debug)]
 struct Decoder {
-    conv_in: nn::Conv2d,
+    conv_in: Conv2d,
     mid_block: MidBlock,
-    up_blocks: Vec<UpDecoderBlock2D>,
-    conv_norm_out: nn::GroupNorm,
-    conv_out: nn::Conv2d,
+    up_blocks: Vec<UpDecoderBlock>,
+    conv_norm_out: GroupNorm,
+    conv_out: Conv2d,
 }
 
 impl Decoder {
@@ -259,23 +329,17 @@ impl Decoder {
         let mut up_blocks = Vec::with_capacity(rev.len());
         for (i, &out) in rev.iter().enumerate() {
             let input = if i == 0 { rev[0] } else { rev[i - 1] };
-            let block_cfg = UpDecoderBlock2DConfig {
-                num_layers: cfg.layers_per_block + 1,
-                resnet_eps: 1e-6,
-                resnet_groups: cfg.norm_num_groups,
-                output_scale_factor: 1.0,
-                add_upsample: i + 1 < rev.len(),
-            };
-            up_blocks.push(UpDecoderBlock2D::new(
+            up_blocks.push(UpDecoderBlock::new(
                 vb.pp(format!("up_blocks.{i}")),
                 input,
                 out,
-                block_cfg,
+                cfg,
+                i + 1 < rev.len(),
             )?);
         }
         let first = cfg.block_out_channels[0];
         let conv_norm_out =
-            nn::group_norm(cfg.norm_num_groups, first, 1e-6, vb.pp("conv_norm_out"))?;
+            GroupNorm::load(cfg.norm_num_groups, first, 1e-6, vb.pp("conv_norm_out"))?;
         let conv_out = conv3(first, cfg.out_channels, vb.pp("conv_out"))?;
         Ok(Self {
             conv_in,
@@ -291,8 +355,8 @@ impl Decoder {
         for block in &self.up_blocks {
             xs = block.forward(&xs)?;
         }
-        let xs = nn::ops::silu(&self.conv_norm_out.forward(&xs)?)?;
-        self.conv_out.forward(&xs)
+        self.conv_out
+            .forward(&self.conv_norm_out.forward_silu(&xs)?)
     }
 }
 
@@ -307,8 +371,8 @@ pub struct LatentDistribution {
 pub struct AutoencoderKl {
     encoder: Encoder,
     decoder: Decoder,
-    quant_conv: Option<nn::Conv2d>,
-    post_quant_conv: Option<nn::Conv2d>,
+    quant_conv: Option<Conv2d>,
+    post_quant_conv: Option<Conv2d>,
     pub config: VaeConfig,
 }
 
@@ -318,24 +382,12 @@ impl AutoencoderKl {
         let decoder = Decoder::new(vb.pp("decoder"), &config)?;
         let lc = config.latent_channels;
         let quant_conv = if config.use_quant_conv {
-            Some(nn::conv2d(
-                2 * lc,
-                2 * lc,
-                1,
-                Default::default(),
-                vb.pp("quant_conv"),
-            )?)
+            Some(conv1(2 * lc, 2 * lc, vb.pp("quant_conv"))?)
         } else {
             None
         };
         let post_quant_conv = if config.use_post_quant_conv {
-            Some(nn::conv2d(
-                lc,
-                lc,
-                1,
-                Default::default(),
-                vb.pp("post_quant_conv"),
-            )?)
+            Some(conv1(lc, lc, vb.pp("post_quant_conv"))?)
         } else {
             None
         };

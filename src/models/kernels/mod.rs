@@ -1,0 +1,96 @@
+//! CPU kernels for the operators where candle's generic CPU path is the bottleneck of the
+//! diffusion models: 2-D convolution, multi-head attention and group normalisation.
+//!
+//! Each is a candle custom op for contiguous `f32` tensors on the CPU and falls back to
+//! candle's own operators anywhere else (CUDA, Metal, other dtypes), so a model calls the
+//! function here and runs on every device. They compute the same values as the generic
+//! operators (the tests check this against candle); what changes is how:
+//! - [`conv2d`] builds im2col tiles straight from the NCHW input, one band of output rows
+//!   at a time, and writes the matrix product with its bias straight into the NCHW output:
+//!   no layout change of the input, no copy of the output, bounded scratch memory;
+//! - [`attention`] takes queries, keys and values as the projections give them, (batch,
+//!   tokens, heads × head size), and computes softmax(q·kᵀ·scale)·v one block of queries
+//!   of one head at a time, so the full score matrix never exists;
+//! - [`group_norm`] computes the statistics in one pass and normalises, applies the affine
+//!   parameters and, optionally, SiLU in a second.
+
+mod attention;
+mod conv;
+mod exp;
+mod norm;
+
+pub use attention::attention;
+pub use conv::{Conv2d, Conv2dConfig, conv2d};
+pub use norm::{GroupNorm, group_norm};
+
+use candle_core::{CpuStorage, DType, Device, Layout, Result, Tensor};
+
+/// Whether `t` can take a CPU kernel: `f32` on the CPU.
+fn on_cpu_f32(t: &Tensor) -> bool {
+    matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32
+}
+
+/// The `f32` values of a contiguous CPU storage, from its layout's offset.
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{what}: expected f32 values");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{what}: expected a contiguous tensor"),
+    }
+}
+
+/// A raw pointer that may cross threads. The kernels hand each thread a disjoint part of
+/// one output buffer; every use says why its part is disjoint.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+
+// SAFETY: only used for buffers that outlive the parallel section and whose parts written
+// by different threads do not overlap (see each use).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Threads for the kernels: rayon's pool, which is what candle's matrix products use.
+fn threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
+#[cfg(test)]
+mod test_util {
+    use candle_core::{Device, Tensor};
+
+    /// Values in [-0.5, 0.5) from a xorshift generator: reproducible without a seed file.
+    pub fn random(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let values: Vec<f32> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+    }
+
+    pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+}
