@@ -4,6 +4,8 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{self as nn, VarBuilder};
 use serde::Deserialize;
 
+use crate::models::kernels::{Fused, Taps, conv1d_channels_last};
+
 /// `vocoder/config.json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HifiGanConfig {
@@ -78,18 +80,14 @@ fn leaky_relu(xs: &Tensor, slope: f64) -> Result<Tensor> {
 }
 
 /// A stride-1 1-D convolution on channels-last activations, (batch, length, channels) in
-/// and out: the zero-padded input's shifted windows, side by side, times the kernel as one
-/// matrix. The windows are contiguous row blocks of the channels-last input, so building
-/// them is a plain copy, and the product already has the output's layout; the vocoder's
-/// convolutions follow one another with no transposes between them.
+/// and out (see [`conv1d_channels_last`]), so the vocoder's convolutions follow one another
+/// with no transposes between them.
 #[derive(Debug)]
 struct Conv1dCl {
     /// (kernel · in channels, out channels), rows in (tap, channel) order.
     weight: Tensor,
     bias: Tensor,
-    kernel: usize,
-    dilation: usize,
-    padding: usize,
+    taps: Taps,
 }
 
 impl Conv1dCl {
@@ -110,34 +108,32 @@ impl Conv1dCl {
         Ok(Self {
             weight,
             bias: vb.get(c_out, "bias")?,
-            kernel,
-            dilation,
-            padding,
+            taps: Taps {
+                kernel,
+                dilation,
+                padding,
+            },
         })
+    }
+
+    /// The convolution of `leaky_relu(xs)` (with `slope`, when given), plus `residual`.
+    fn forward_fused(
+        &self,
+        xs: &Tensor,
+        slope: Option<f64>,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let fused = Fused {
+            leaky_slope: slope,
+            residual,
+        };
+        conv1d_channels_last(xs, &self.weight, &self.bias, self.taps, fused)
     }
 }
 
 impl Module for Conv1dCl {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let xs = if self.padding > 0 {
-            xs.pad_with_zeros(1, self.padding, self.padding)?
-        } else {
-            xs.clone()
-        };
-        let span = self.dilation * (self.kernel - 1);
-        let len = xs.dim(1)?.checked_sub(span).ok_or_else(|| {
-            candle_core::Error::msg("vocoder: the input is shorter than a convolution kernel")
-        })?;
-        let cols = if self.kernel == 1 {
-            xs
-        } else {
-            let windows = (0..self.kernel)
-                .map(|k| xs.narrow(1, k * self.dilation, len))
-                .collect::<Result<Vec<_>>>()?;
-            Tensor::cat(&windows, 2)?
-        };
-        cols.broadcast_matmul(&self.weight)?
-            .broadcast_add(&self.bias)
+        self.forward_fused(xs, None, None)
     }
 }
 
@@ -179,11 +175,11 @@ impl ResBlock {
 impl Module for ResBlock {
     /// Channels-last in and out.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let slope = Some(self.slope);
         let mut xs = xs.clone();
         for (c1, c2) in self.convs1.iter().zip(&self.convs2) {
-            let h = c1.forward(&leaky_relu(&xs, self.slope)?)?;
-            let h = c2.forward(&leaky_relu(&h, self.slope)?)?;
-            xs = (h + xs)?;
+            let h = c1.forward_fused(&xs, slope, None)?;
+            xs = c2.forward_fused(&h, slope, Some(&xs))?;
         }
         Ok(xs)
     }
@@ -299,7 +295,7 @@ impl HifiGan {
             xs = (sum / kernels as f64)?;
         }
         // The last activation uses PyTorch's default slope, not the configured one.
-        let xs = self.conv_post.forward(&leaky_relu(&xs, 0.01)?)?;
+        let xs = self.conv_post.forward_fused(&xs, Some(0.01), None)?;
         xs.tanh()?.squeeze(D::Minus1)
     }
 }

@@ -4,7 +4,7 @@ use candle_core::{CpuStorage, CustomOp3, D, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::exp::exp_shifted_sum;
+use super::exp::softmax_numerators;
 use super::{SendPtr, contiguous_f32, on_cpu_f32};
 
 /// Queries per task: their scores against every key are one task's scratch.
@@ -96,13 +96,14 @@ fn run(
     let mut out = vec![0.0f32; batch * nq * width];
     let dst = SendPtr(out.as_mut_ptr());
     (0..batch * heads * blocks).into_par_iter().for_each_init(
-        Vec::new,
-        |scores: &mut Vec<f32>, task| {
+        <(Vec<f32>, Vec<f32>)>::default,
+        |(scores, sums), task| {
             let (bh, block) = (task / blocks, task % blocks);
             let (b, h) = (bh / heads, bh % heads);
             let q0 = block * QUERY_BLOCK;
             let m = QUERY_BLOCK.min(nq - q0);
             scores.resize(m * nk, 0.0);
+            sums.resize(m, 0.0);
             let q_at = &q[(b * nq + q0) * width + h * d..];
             let k_at = &k[b * nk * width + h * d..];
             let v_at = &v[b * nk * width + h * d..];
@@ -133,11 +134,10 @@ fn run(
                     false,
                     Parallelism::None,
                 );
-                for row in scores.chunks_exact_mut(nk) {
-                    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                    let sum = exp_shifted_sum(row, max);
-                    let inv = 1.0 / sum;
-                    row.iter_mut().for_each(|p| *p *= inv);
+                // Unnormalised probabilities; the m·d outputs are divided by the row sums
+                // below, rather than the m·nk probabilities here.
+                for (row, sum) in scores.chunks_exact_mut(nk).zip(sums.iter_mut()) {
+                    *sum = softmax_numerators(row);
                 }
                 let out_at = dst.get().add((b * nq + q0) * width + h * d);
                 gemm::gemm(
@@ -161,6 +161,11 @@ fn run(
                     false,
                     Parallelism::None,
                 );
+                for (i, &sum) in sums.iter().enumerate() {
+                    let row = std::slice::from_raw_parts_mut(out_at.add(i * width), d);
+                    let inv = 1.0 / sum;
+                    row.iter_mut().for_each(|v| *v *= inv);
+                }
             }
         },
     );

@@ -8,8 +8,10 @@ use rayon::prelude::*;
 use super::{SendPtr, contiguous_f32, on_cpu_f32, threads};
 
 /// Scratch per band: about this many `f32` of im2col columns (1 MiB), so that a band's
-/// columns stay in cache while the matrix product reads them.
+/// columns stay in cache while the matrix product reads them; but at least [`MIN_PIXELS`]
+/// output pixels, since every band's matrix product reads (and packs) the whole weight.
 const BAND_VALUES: usize = 1 << 18;
+const MIN_PIXELS: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conv2dConfig {
@@ -137,7 +139,9 @@ impl CustomOp3 for Conv2dOp {
 fn run(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
     let k = g.cin * g.kh * g.kw;
     let pixels = g.oh * g.ow;
-    let band_rows = (BAND_VALUES / (k * g.ow).max(1)).clamp(1, g.oh);
+    let band_rows = (BAND_VALUES / (k * g.ow).max(1))
+        .max(MIN_PIXELS.div_ceil(g.ow.max(1)))
+        .clamp(1, g.oh.max(1));
     let bands_per_image = g.oh.div_ceil(band_rows);
     let tasks: Vec<(usize, usize)> = (0..g.batch)
         .flat_map(|b| (0..bands_per_image).map(move |i| (b, i * band_rows)))

@@ -7,9 +7,31 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5·2²³ + 127: adding it rounds to an integer n and leaves n + 127 in the low bits.
 const ROUND_BIAS: f32 = 12_583_039.0;
 
+dispatch_simd! {
+    /// `x[i] = exp(x[i] − max(x))`, returning the sum: softmax before the division.
+    pub fn softmax_numerators(x: &mut [f32]) -> f32 = softmax_numerators_loop
+}
+
+#[inline(always)]
+fn softmax_numerators_loop(x: &mut [f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = m.max(v);
+        }
+    }
+    let max = chunks.remainder().iter().fold(
+        lanes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)),
+        |a, &b| a.max(b),
+    );
+    exp_shifted_sum(x, max)
+}
+
 /// `x[i] = exp(x[i] − shift)`, returning the sum of the results. Relative error below
 /// 2e-7 for arguments in [−87, 88]; smaller arguments give about 1e-38 instead of less.
-pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
+#[inline(always)]
+fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
     let mut sum = [0.0f32; 8];
     let mut chunks = x.chunks_exact_mut(8);
     for c in &mut chunks {
@@ -27,7 +49,8 @@ pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
 }
 
 /// `x[i] = x[i] · sigmoid(x[i])`.
-pub fn silu_in_place(x: &mut [f32]) {
+#[inline(always)]
+pub(super) fn silu_loop(x: &mut [f32]) {
     for v in x.iter_mut() {
         *v /= 1.0 + exp(-*v);
     }
@@ -82,7 +105,7 @@ mod tests {
     fn silu_matches_its_definition() {
         let xs: Vec<f32> = (0..2001).map(|i| -100.0 + i as f32 * 0.1).collect();
         let mut ys = xs.clone();
-        silu_in_place(&mut ys);
+        silu_loop(&mut ys);
         for (&x, &y) in xs.iter().zip(&ys) {
             let e = f64::from(x) / (1.0 + (-f64::from(x)).exp());
             assert!(
@@ -90,6 +113,15 @@ mod tests {
                 "silu({x}) = {y}, not {e}"
             );
         }
+    }
+
+    #[test]
+    fn softmax_numerators_subtract_the_maximum() {
+        let mut ys: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
+        let sum = softmax_numerators(&mut ys);
+        assert_eq!(ys[18], 1.0);
+        let expected: f32 = (0..19).map(|i| ((i as f32 - 18.0) * 0.5).exp()).sum();
+        assert!((sum - expected).abs() < 1e-5);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::exp::silu_in_place;
+use super::exp::silu_loop;
 use super::{contiguous_f32, on_cpu_f32};
 
 /// A group-norm layer loaded from `weight` and `bias` (channels).
@@ -110,29 +110,55 @@ impl CustomOp3 for GroupNormOp {
                 .zip(x.par_chunks(per_group))
                 .enumerate()
                 .for_each(|(i, (y, x))| {
-                    let first_channel = (i % self.groups) * (channels / self.groups);
-                    let (mean, rstd) = statistics(x, self.eps);
-                    for (c, (y, x)) in y
-                        .chunks_exact_mut(per_channel)
-                        .zip(x.chunks_exact(per_channel))
-                        .enumerate()
-                    {
-                        let scale = weight[first_channel + c] * rstd;
-                        let shift = bias[first_channel + c] - mean * scale;
-                        for (y, &x) in y.iter_mut().zip(x) {
-                            *y = x * scale + shift;
-                        }
-                        if self.silu {
-                            silu_in_place(y);
-                        }
-                    }
+                    let first = (i % self.groups) * (channels / self.groups);
+                    let group = Group {
+                        weight: &weight[first..],
+                        bias: &bias[first..],
+                        per_channel,
+                        eps: self.eps,
+                        silu: self.silu,
+                    };
+                    normalize_group(x, y, &group);
                 });
         }
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 }
 
+/// One group's parameters: its channels' weights and biases (from its first channel).
+struct Group<'a> {
+    weight: &'a [f32],
+    bias: &'a [f32],
+    per_channel: usize,
+    eps: f64,
+    silu: bool,
+}
+
+dispatch_simd! {
+    /// `y` = the group `x` normalised, scaled and shifted per channel, then SiLU.
+    fn normalize_group(x: &[f32], y: &mut [f32], group: &Group) = normalize_group_loop
+}
+
+#[inline(always)]
+fn normalize_group_loop(x: &[f32], y: &mut [f32], group: &Group) {
+    let (mean, rstd) = statistics(x, group.eps);
+    let channels = y
+        .chunks_exact_mut(group.per_channel)
+        .zip(x.chunks_exact(group.per_channel));
+    for (c, (y, x)) in channels.enumerate() {
+        let scale = group.weight[c] * rstd;
+        let shift = group.bias[c] - mean * scale;
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = x * scale + shift;
+        }
+        if group.silu {
+            silu_loop(y);
+        }
+    }
+}
+
 /// Mean and 1/√(variance + eps) of `x` (population variance, as PyTorch normalises).
+#[inline(always)]
 fn statistics(x: &[f32], eps: f64) -> (f32, f32) {
     // Eight running sums each, so the additions vectorise; in f64, so that large groups
     // lose nothing to cancellation when the variance is taken as E[x²] − E[x]².
