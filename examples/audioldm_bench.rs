@@ -26,10 +26,6 @@
 //! and system, where /proc has it) as `<piece>_cpu`: on a machine shared with other work it is
 //! steadier than the wall time, which also counts waiting for a core.
 
-#[global_allocator]
-static ALLOCATOR: grym_synth::models::allocator::Allocator =
-    grym_synth::models::allocator::Allocator;
-
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -76,7 +72,6 @@ fn cpu_span(start: Option<f64>, end: Option<f64>) -> serde_json::Value {
 }
 
 fn main() -> anyhow::Result<()> {
-    grym_synth::models::allocator::configure();
     let mut args = std::env::args().skip(1);
     let usage = "usage: audioldm_bench MODEL_DIR BENCH_DIR < COMMANDS";
     let model_dir = args.next().context(usage)?;

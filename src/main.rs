@@ -3,10 +3,6 @@
 
 mod commands;
 
-#[global_allocator]
-static ALLOCATOR: grym_synth::models::allocator::Allocator =
-    grym_synth::models::allocator::Allocator;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -174,7 +170,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    grym_synth::models::allocator::configure();
     init_logging();
     let cli = Cli::parse();
     let data_dir = cli.data_dir.as_deref();

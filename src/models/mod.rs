@@ -2,7 +2,6 @@
 //! from ([`repo`]), which device runs them ([`device`]), weights whose errors name the file
 //! and tensor ([`weights`]), and models loaded once per process ([`shared`]).
 
-pub mod allocator;
 pub mod audioldm;
 pub mod device;
 pub mod error;
