@@ -6,7 +6,7 @@
 use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{self as nn, VarBuilder};
 
-use crate::models::kernels::{self, Conv2d, Conv2dConfig, GroupNorm};
+use crate::models::kernels::{self, Conv2d, Conv2dConfig, Conv2dFused, GroupNorm};
 
 /// A 3×3 convolution that keeps the size.
 pub fn conv3(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
@@ -71,13 +71,26 @@ impl ResnetBlock {
             Some(conv) => conv.forward(xs)?,
             None => xs.clone(),
         };
-        let mut h = self.conv1.forward(&self.norm1.forward_silu(xs)?)?;
-        if let (Some(temb), Some(proj)) = (temb, &self.time_emb_proj) {
-            let t = proj.forward(&nn::ops::silu(temb)?)?;
-            h = h.broadcast_add(&t.unsqueeze(D::Minus1)?.unsqueeze(D::Minus1)?)?;
-        }
-        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
-        let out = (shortcut + h)?;
+        // The time embedding is a per-channel offset of conv1's output and the shortcut a
+        // residual of conv2's: both are added as the convolutions write.
+        let offsets = match (temb, &self.time_emb_proj) {
+            (Some(temb), Some(proj)) => Some(proj.forward(&nn::ops::silu(temb)?)?),
+            _ => None,
+        };
+        let h = self.conv1.forward_fused(
+            &self.norm1.forward_silu(xs)?,
+            Conv2dFused {
+                channel_offsets: offsets.as_ref(),
+                ..Default::default()
+            },
+        )?;
+        let out = self.conv2.forward_fused(
+            &self.norm2.forward_silu(&h)?,
+            Conv2dFused {
+                residual: Some(&shortcut),
+                ..Default::default()
+            },
+        )?;
         if self.output_scale_factor == 1.0 {
             Ok(out)
         } else {
@@ -129,8 +142,19 @@ impl Upsample {
 
     pub fn forward(&self, xs: &Tensor, size: Option<(usize, usize)>) -> Result<Tensor> {
         let (_, _, h, w) = xs.dims4()?;
-        let (h, w) = size.unwrap_or((2 * h, 2 * w));
-        self.conv.forward(&xs.upsample_nearest2d(h, w)?)
+        match size {
+            Some(size) if size != (2 * h, 2 * w) => {
+                self.conv.forward(&xs.upsample_nearest2d(size.0, size.1)?)
+            }
+            // Doubling is read in place by the convolution.
+            _ => self.conv.forward_fused(
+                xs,
+                Conv2dFused {
+                    upsample2: true,
+                    ..Default::default()
+                },
+            ),
+        }
     }
 }
 

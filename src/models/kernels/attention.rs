@@ -5,10 +5,11 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::exp::softmax_numerators;
-use super::{SendPtr, contiguous_f32, on_cpu_f32};
+use super::{SendPtr, contiguous_f32, on_cpu_f32, threads};
 
-/// Queries per task: their scores against every key are one task's scratch.
-const QUERY_BLOCK: usize = 32;
+/// Queries per task (at most): their scores against every key are one task's scratch.
+const QUERY_BLOCK: usize = 256;
+const MIN_QUERY_BLOCK: usize = 32;
 
 /// softmax(q·kᵀ·scale)·v per head. `q` is (batch, queries, heads·d), `k` and `v` are
 /// (batch, keys, heads·d), as linear projections give them; the result is (batch, queries,
@@ -92,7 +93,13 @@ fn run(
     scale: f32,
 ) -> Vec<f32> {
     let d = width / heads;
-    let blocks = nq.div_ceil(QUERY_BLOCK);
+    // Large blocks, since every block's products read (and pack) all of its head's keys and
+    // values; smaller ones when that would leave threads without work.
+    let mut qb = QUERY_BLOCK;
+    while qb > MIN_QUERY_BLOCK && batch * heads * nq.div_ceil(qb) < 4 * threads() {
+        qb /= 2;
+    }
+    let blocks = nq.div_ceil(qb);
     let mut out = vec![0.0f32; batch * nq * width];
     let dst = SendPtr(out.as_mut_ptr());
     (0..batch * heads * blocks).into_par_iter().for_each_init(
@@ -100,8 +107,8 @@ fn run(
         |(scores, sums), task| {
             let (bh, block) = (task / blocks, task % blocks);
             let (b, h) = (bh / heads, bh % heads);
-            let q0 = block * QUERY_BLOCK;
-            let m = QUERY_BLOCK.min(nq - q0);
+            let q0 = block * qb;
+            let m = qb.min(nq - q0);
             scores.resize(m * nk, 0.0);
             sums.resize(m, 0.0);
             let q_at = &q[(b * nq + q0) * width + h * d..];

@@ -1,6 +1,6 @@
 //! 2-D convolution as banded im2col and one matrix product per band.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
+use candle_core::{Layout, Module, Result, Storage, Tensor};
 use candle_nn::VarBuilder;
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -52,25 +52,150 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// The convolution with `fused`'s additions made in the same pass.
+    pub fn forward_fused(&self, xs: &Tensor, fused: Conv2dFused) -> Result<Tensor> {
+        conv2d_fused(xs, &self.weight, &self.bias, self.config, fused)
+    }
+}
+
 impl Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         conv2d(xs, &self.weight, &self.bias, self.config)
     }
 }
 
-/// `xs` (batch, in, h, w) convolved with `weight` (out, in, kh, kw), plus `bias` (out).
-pub fn conv2d(xs: &Tensor, weight: &Tensor, bias: &Tensor, config: Conv2dConfig) -> Result<Tensor> {
-    if on_cpu_f32(xs) && on_cpu_f32(weight) && on_cpu_f32(bias) && config.stride > 0 {
-        let xs = xs.contiguous()?;
-        let weight = weight.contiguous()?;
-        let bias = bias.contiguous()?;
-        return xs.apply_op3_no_bwd(&weight, &bias, &Conv2dOp(config));
-    }
-    let out = xs.conv2d(weight, config.padding, config.stride, 1, 1)?;
-    out.broadcast_add(&bias.reshape((1, (), 1, 1))?)
+/// What is folded into a [`conv2d_fused`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conv2dFused<'a> {
+    /// Nearest-neighbour doubling of the input's height and width before the convolution
+    /// (read in place: the doubled input is never made).
+    pub upsample2: bool,
+    /// Added per image and output channel, (batch, out): a resnet's time embedding.
+    pub channel_offsets: Option<&'a Tensor>,
+    /// Added to the output, same shape: a residual connection.
+    pub residual: Option<&'a Tensor>,
 }
 
-struct Conv2dOp(Conv2dConfig);
+/// `xs` (batch, in, h, w) convolved with `weight` (out, in, kh, kw), plus `bias` (out).
+pub fn conv2d(xs: &Tensor, weight: &Tensor, bias: &Tensor, config: Conv2dConfig) -> Result<Tensor> {
+    conv2d_fused(xs, weight, bias, config, Conv2dFused::default())
+}
+
+/// [`conv2d`] with the additions of `fused`, made as the output is written.
+pub fn conv2d_fused(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    config: Conv2dConfig,
+    fused: Conv2dFused,
+) -> Result<Tensor> {
+    let (batch, cin, h, w) = xs.dims4()?;
+    let (cout, wcin, kh, kw) = weight.dims4()?;
+    let bias_len = bias.dims1()?;
+    if wcin != cin || bias_len != cout {
+        candle_core::bail!(
+            "conv2d: input has {cin} channels, weight {:?}, bias {bias_len}",
+            weight.dims()
+        );
+    }
+    let Conv2dConfig { padding, stride } = config;
+    let scale = if fused.upsample2 { 2 } else { 1 };
+    let (vh, vw) = (h * scale, w * scale);
+    if stride == 0 || vh + 2 * padding < kh || vw + 2 * padding < kw {
+        candle_core::bail!(
+            "conv2d: a {kh}×{kw} kernel (stride {stride}) does not fit a {vh}×{vw} input"
+        );
+    }
+    let g = Geometry {
+        batch,
+        cin,
+        h,
+        w,
+        upsample: scale,
+        cout,
+        kh,
+        kw,
+        pad: padding,
+        stride,
+        oh: (vh + 2 * padding - kh) / stride + 1,
+        ow: (vw + 2 * padding - kw) / stride + 1,
+    };
+    let out_shape = (batch, cout, g.oh, g.ow);
+    if let Some(o) = fused.channel_offsets
+        && o.dims() != [batch, cout]
+    {
+        candle_core::bail!(
+            "conv2d: channel offsets {:?} for {:?}",
+            o.dims(),
+            [batch, cout]
+        );
+    }
+    if let Some(r) = fused.residual
+        && r.dims() != [batch, cout, g.oh, g.ow]
+    {
+        candle_core::bail!(
+            "conv2d: residual {:?} for an output of {out_shape:?}",
+            r.dims()
+        );
+    }
+    let cpu = [
+        Some(xs),
+        Some(weight),
+        Some(bias),
+        fused.channel_offsets,
+        fused.residual,
+    ]
+    .into_iter()
+    .flatten()
+    .all(on_cpu_f32);
+    if !cpu {
+        let xs = if fused.upsample2 {
+            xs.upsample_nearest2d(vh, vw)?
+        } else {
+            xs.clone()
+        };
+        let mut out = xs
+            .conv2d(weight, padding, stride, 1, 1)?
+            .broadcast_add(&bias.reshape((1, cout, 1, 1))?)?;
+        if let Some(o) = fused.channel_offsets {
+            out = out.broadcast_add(&o.reshape((batch, cout, 1, 1))?)?;
+        }
+        if let Some(r) = fused.residual {
+            out = (out + r)?;
+        }
+        return Ok(out);
+    }
+    let contiguous = |t: Option<&Tensor>| t.map(Tensor::contiguous).transpose();
+    let (xs, weight, bias) = (xs.contiguous()?, weight.contiguous()?, bias.contiguous()?);
+    let offsets = contiguous(fused.channel_offsets)?;
+    let residual = contiguous(fused.residual)?;
+    let out = {
+        let (xg, xl) = xs.storage_and_layout();
+        let (wg, wl) = weight.storage_and_layout();
+        let (bg, bl) = bias.storage_and_layout();
+        let og = offsets.as_ref().map(Tensor::storage_and_layout);
+        let rg = residual.as_ref().map(Tensor::storage_and_layout);
+        let o = og.as_ref().map(|(s, l)| cpu_f32(s, l)).transpose()?;
+        let r = rg.as_ref().map(|(s, l)| cpu_f32(s, l)).transpose()?;
+        run(
+            &g,
+            cpu_f32(&xg, xl)?,
+            cpu_f32(&wg, wl)?,
+            cpu_f32(&bg, bl)?,
+            o,
+            r,
+        )
+    };
+    Tensor::from_vec(out, out_shape, xs.device())
+}
+
+fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
+    match storage {
+        Storage::Cpu(s) => contiguous_f32(s, layout, "conv2d"),
+        _ => candle_core::bail!("conv2d: expected a CPU tensor"),
+    }
+}
 
 /// The sizes of one convolution.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +204,8 @@ struct Geometry {
     cin: usize,
     h: usize,
     w: usize,
+    /// 2 when the input is read doubled (nearest neighbour), else 1.
+    upsample: usize,
     cout: usize,
     kh: usize,
     kw: usize,
@@ -88,55 +215,14 @@ struct Geometry {
     ow: usize,
 }
 
-impl CustomOp3 for Conv2dOp {
-    fn name(&self) -> &'static str {
-        "conv2d-im2col-bands"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-        bs: &CpuStorage,
-        bl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (batch, cin, h, w) = xl.shape().dims4()?;
-        let (cout, wcin, kh, kw) = wl.shape().dims4()?;
-        let bias_len = bl.shape().dims1()?;
-        if wcin != cin || bias_len != cout {
-            candle_core::bail!(
-                "conv2d: input has {cin} channels, weight {:?}, bias {bias_len}",
-                wl.shape().dims()
-            );
-        }
-        let Conv2dConfig { padding, stride } = self.0;
-        if h + 2 * padding < kh || w + 2 * padding < kw {
-            candle_core::bail!("conv2d: a {kh}×{kw} kernel does not fit a {h}×{w} input");
-        }
-        let g = Geometry {
-            batch,
-            cin,
-            h,
-            w,
-            cout,
-            kh,
-            kw,
-            pad: padding,
-            stride,
-            oh: (h + 2 * padding - kh) / stride + 1,
-            ow: (w + 2 * padding - kw) / stride + 1,
-        };
-        let x = contiguous_f32(xs, xl, "conv2d input")?;
-        let weight = contiguous_f32(ws, wl, "conv2d weight")?;
-        let bias = contiguous_f32(bs, bl, "conv2d bias")?;
-        let out = run(&g, x, weight, bias);
-        Ok((CpuStorage::F32(out), Shape::from((batch, cout, g.oh, g.ow))))
-    }
-}
-
-fn run(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+fn run(
+    g: &Geometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    offsets: Option<&[f32]>,
+    residual: Option<&[f32]>,
+) -> Vec<f32> {
     let k = g.cin * g.kh * g.kw;
     let pixels = g.oh * g.ow;
     let band_rows = (BAND_VALUES / (k * g.ow).max(1))
@@ -148,19 +234,39 @@ fn run(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
         .collect();
     let mut out = vec![0.0f32; g.batch * g.cout * pixels];
     let dst = SendPtr(out.as_mut_ptr());
+    let pointwise = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0 && g.upsample == 1;
     let band = |(b, y0): (usize, usize), cols: &mut Vec<f32>, parallelism: Parallelism| {
         let y1 = (y0 + band_rows).min(g.oh);
         let n = (y1 - y0) * g.ow;
-        cols.resize(k * n, 0.0);
         let image = &x[b * g.cin * g.h * g.w..(b + 1) * g.cin * g.h * g.w];
-        im2col_band(g, image, y0, y1, cols);
-        // SAFETY: this band writes the output pixels y0·ow..y1·ow of image b, in every
+        // A pointwise convolution's columns are the input itself: rows `pixels` apart.
+        let (rhs, rhs_rs) = if pointwise {
+            (image[y0 * g.ow..].as_ptr(), pixels)
+        } else {
+            cols.resize(k * n, 0.0);
+            im2col_band(g, image, y0, y1, cols);
+            (cols.as_ptr(), n)
+        };
+        // SAFETY: the product reads `rhs` rows of n values `rhs_rs` apart, inside `image`
+        // or `cols`. This band writes the output pixels y0·ow..y1·ow of image b, in every
         // channel: bands of one image cover disjoint row ranges and images disjoint blocks,
         // so no two tasks write the same value. `out` outlives the parallel section.
         unsafe {
-            let base = dst.get().add(b * g.cout * pixels + y0 * g.ow);
+            let first = b * g.cout * pixels + y0 * g.ow;
+            let base = dst.get().add(first);
+            // The output starts as bias + channel offset (+ residual); the product adds to it.
             for (c, &bv) in bias.iter().enumerate() {
-                std::slice::from_raw_parts_mut(base.add(c * pixels), n).fill(bv);
+                let start = offsets.map_or(bv, |o| bv + o[b * g.cout + c]);
+                let row = std::slice::from_raw_parts_mut(base.add(c * pixels), n);
+                match residual {
+                    Some(r) => {
+                        let r = &r[first + c * pixels..first + c * pixels + n];
+                        for (o, &r) in row.iter_mut().zip(r) {
+                            *o = start + r;
+                        }
+                    }
+                    None => row.fill(start),
+                }
             }
             // out[c, p] += Σ_j weight[c, j] · cols[j, p], rows of the output `pixels` apart.
             gemm::gemm(
@@ -174,9 +280,9 @@ fn run(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
                 weight.as_ptr(),
                 1,
                 k as isize,
-                cols.as_ptr(),
+                rhs,
                 1,
-                n as isize,
+                rhs_rs as isize,
                 1.0,
                 1.0,
                 false,
@@ -213,13 +319,20 @@ fn im2col_band(g: &Geometry, image: &[f32], y0: usize, y1: usize, cols: &mut [f3
             for j in 0..g.kw {
                 let Some(row) = rows.next() else { return };
                 for (y, out) in (y0..y1).zip(row.chunks_exact_mut(g.ow)) {
+                    // Rows and columns of the (possibly doubled) input.
                     let iy = (y * g.stride + i) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.h as isize {
+                    if iy < 0 || iy >= (g.h * g.upsample) as isize {
                         out.fill(0.0);
                         continue;
                     }
-                    let line = &src[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    fill_line(out, line, j as isize - g.pad as isize, g.stride);
+                    let sy = iy as usize / g.upsample;
+                    let line = &src[sy * g.w..(sy + 1) * g.w];
+                    let shift = j as isize - g.pad as isize;
+                    if g.upsample == 1 {
+                        fill_line(out, line, shift, g.stride);
+                    } else {
+                        fill_line_upsampled(out, line, shift, g.stride, g.upsample);
+                    }
                 }
             }
         }
@@ -257,6 +370,20 @@ fn fill_line(out: &mut [f32], line: &[f32], shift: isize, stride: usize) {
     }
 }
 
+/// `out[x] = line[(x·stride + shift) / up]` over the line stretched `up` times, zero
+/// outside it.
+fn fill_line_upsampled(out: &mut [f32], line: &[f32], shift: isize, stride: usize, up: usize) {
+    let len = (line.len() * up) as isize;
+    for (x, o) in out.iter_mut().enumerate() {
+        let v = x as isize * stride as isize + shift;
+        *o = if v >= 0 && v < len {
+            line[v as usize / up]
+        } else {
+            0.0
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::{max_diff, random};
@@ -291,6 +418,50 @@ mod tests {
             assert_eq!(ours.dims(), theirs.dims(), "case {i}");
             let d = max_diff(&ours, &theirs);
             assert!(d < 1e-4, "case {i}: max difference {d}");
+        }
+    }
+
+    #[test]
+    fn fuses_upsampling_channel_offsets_and_residuals() {
+        // (batch, cin, h, w, cout, kernel, padding, stride)
+        for (i, &(b, cin, h, w, cout, k, pad, stride)) in [
+            (2, 3, 5, 4, 4, 3, 1, 1),
+            (1, 2, 3, 6, 3, 1, 0, 1),
+            (2, 2, 4, 5, 2, 3, 0, 2),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let seed = 300 + 10 * i as u64;
+            let x = random(&[b, cin, h, w], seed);
+            let wt = random(&[cout, cin, k, k], seed + 1);
+            let bias = random(&[cout], seed + 2);
+            let offsets = random(&[b, cout], seed + 3);
+            let plain = x
+                .upsample_nearest2d(2 * h, 2 * w)
+                .unwrap()
+                .conv2d(&wt, pad, stride, 1, 1)
+                .unwrap()
+                .broadcast_add(&bias.reshape((1, cout, 1, 1)).unwrap())
+                .unwrap();
+            let residual = random(plain.dims(), seed + 4);
+            let expected = ((plain
+                .broadcast_add(&offsets.reshape((b, cout, 1, 1)).unwrap())
+                .unwrap())
+                + &residual)
+                .unwrap();
+            let fused = Conv2dFused {
+                upsample2: true,
+                channel_offsets: Some(&offsets),
+                residual: Some(&residual),
+            };
+            let config = Conv2dConfig {
+                padding: pad,
+                stride,
+            };
+            let ours = conv2d_fused(&x, &wt, &bias, config, fused).unwrap();
+            let d = max_diff(&ours, &expected);
+            assert!(d < 1e-5, "case {i}: max difference {d}");
         }
     }
 

@@ -58,7 +58,7 @@ pub(super) fn silu_loop(x: &mut [f32]) {
 
 /// Cephes' `expf`: e^x = 2^n · e^r with |r| ≤ ln 2 / 2, e^r by a degree-6 polynomial.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // Plain products and sums: `mul_add` is a library call on CPUs built without FMA.
     let t = x * std::f32::consts::LOG2_E + ROUND_BIAS;

@@ -13,6 +13,7 @@
 //!   of one head at a time, so the full score matrix never exists;
 //! - [`conv1d_channels_last`] does the same for the vocoder's channels-last 1-D
 //!   convolutions, folding in the leaky ReLU before and the bias and residual after;
+//! - [`geglu`] gates one half of a projection by the exact GELU of the other in one pass;
 //! - [`group_norm`] computes the statistics in one pass and normalises, applies the affine
 //!   parameters and, optionally, SiLU in a second.
 
@@ -46,11 +47,13 @@ mod attention;
 mod conv;
 mod conv1d;
 mod exp;
+mod geglu;
 mod norm;
 
 pub use attention::attention;
-pub use conv::{Conv2d, Conv2dConfig, conv2d};
+pub use conv::{Conv2d, Conv2dConfig, Conv2dFused, conv2d, conv2d_fused};
 pub use conv1d::{Fused, Taps, conv1d_channels_last};
+pub use geglu::geglu;
 pub use norm::{GroupNorm, group_norm};
 
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Tensor};
