@@ -312,26 +312,34 @@ fn run(
 fn im2col_band(g: &Geometry, image: &[f32], y0: usize, y1: usize, cols: &mut [f32]) {
     let n = (y1 - y0) * g.ow;
     let plane = g.h * g.w;
-    let mut rows = cols.chunks_exact_mut(n);
+    // A doubled input line, made once for the kw taps that read it.
+    let mut stretched = vec![0.0f32; g.w * g.upsample];
     for c in 0..g.cin {
         let src = &image[c * plane..(c + 1) * plane];
         for i in 0..g.kh {
-            for j in 0..g.kw {
-                let Some(row) = rows.next() else { return };
-                for (y, out) in (y0..y1).zip(row.chunks_exact_mut(g.ow)) {
-                    // Rows and columns of the (possibly doubled) input.
-                    let iy = (y * g.stride + i) as isize - g.pad as isize;
-                    if iy < 0 || iy >= (g.h * g.upsample) as isize {
-                        out.fill(0.0);
-                        continue;
-                    }
+            for (dy, y) in (y0..y1).enumerate() {
+                // Row of the (possibly doubled) input.
+                let iy = (y * g.stride + i) as isize - g.pad as isize;
+                let line = if iy < 0 || iy >= (g.h * g.upsample) as isize {
+                    None
+                } else {
                     let sy = iy as usize / g.upsample;
                     let line = &src[sy * g.w..(sy + 1) * g.w];
-                    let shift = j as isize - g.pad as isize;
                     if g.upsample == 1 {
-                        fill_line(out, line, shift, g.stride);
+                        Some(line)
                     } else {
-                        fill_line_upsampled(out, line, shift, g.stride, g.upsample);
+                        for (pair, &v) in stretched.chunks_exact_mut(g.upsample).zip(line) {
+                            pair.fill(v);
+                        }
+                        Some(&stretched[..])
+                    }
+                };
+                for j in 0..g.kw {
+                    let start = ((c * g.kh + i) * g.kw + j) * n + dy * g.ow;
+                    let out = &mut cols[start..start + g.ow];
+                    match line {
+                        Some(line) => fill_line(out, line, j as isize - g.pad as isize, g.stride),
+                        None => out.fill(0.0),
                     }
                 }
             }
@@ -367,20 +375,6 @@ fn fill_line(out: &mut [f32], line: &[f32], shift: isize, stride: usize) {
         {
             *o = *v;
         }
-    }
-}
-
-/// `out[x] = line[(x·stride + shift) / up]` over the line stretched `up` times, zero
-/// outside it.
-fn fill_line_upsampled(out: &mut [f32], line: &[f32], shift: isize, stride: usize, up: usize) {
-    let len = (line.len() * up) as isize;
-    for (x, o) in out.iter_mut().enumerate() {
-        let v = x as isize * stride as isize + shift;
-        *o = if v >= 0 && v < len {
-            line[v as usize / up]
-        } else {
-            0.0
-        };
     }
 }
 
