@@ -11,5 +11,6 @@ pub mod audio;
 pub mod engine;
 pub mod models;
 pub mod ops;
+mod simd;
 pub mod ui;
 pub mod workflow;

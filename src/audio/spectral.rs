@@ -739,35 +739,7 @@ pub fn power_to_db<R: AsMut<[f32]>>(frames: &mut [R]) {
     }
 }
 
-/// Defines `fn $name(args) -> ret` that runs `$body` (an `#[inline(always)]`
-/// function with the same arguments) compiled for AVX2 when the CPU has it (x86-64),
-/// and as built otherwise.
-///
-/// The frame loops of the analyses are element-wise arithmetic that the compiler
-/// vectorises: for the x86-64 baseline in 128-bit registers, under AVX2 in 256-bit
-/// ones. Whatever `$body` inlines is compiled for AVX2 too (hence `#[inline(always)]`
-/// on the per-frame helpers). Results are the same either way: no fused multiply-add
-/// is enabled, and the order of every sum is fixed by the source.
-macro_rules! avx2_dispatch {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $body:path;) => {
-        $(#[$meta])*
-        $vis fn $name($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2")]
-                fn avx2($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2, checked just above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
-pub(crate) use avx2_dispatch;
+pub(crate) use crate::simd::avx2_dispatch;
 
 /// Split `0..n` into one contiguous range per available core, run `f` on each in a
 /// scoped thread, and return the results in range order. Frame-wise analyses are

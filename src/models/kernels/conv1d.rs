@@ -1,6 +1,7 @@
 //! Stride-1 1-D convolution on channels-last activations, with the leaky ReLU before it and
 //! the bias and residual after it folded into the same pass.
 
+use crate::simd::avx2_dispatch;
 use candle_core::{Result, Storage, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -200,7 +201,7 @@ fn run(g: &Geometry, x: &[f32], w: &[f32], bias: &[f32], residual: Option<&[f32]
     out
 }
 
-dispatch_simd! {
+avx2_dispatch! {
     /// Rows t0..t1 of the windows: row t is input rows t + j·dilation − padding for each
     /// tap j, side by side (zeros outside the input), through the leaky ReLU when there is
     /// one.

@@ -1,13 +1,15 @@
 //! `exp` over a slice in a form the compiler turns into SIMD code: the scalar `f32::exp` is
 //! a library call per value, which is what made the attention's softmax slow.
 
+use crate::simd::avx2_dispatch;
+
 /// ln 2 split in two, so that `x − n·ln 2` loses no precision (Cody–Waite).
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5·2²³ + 127: adding it rounds to an integer n and leaves n + 127 in the low bits.
 const ROUND_BIAS: f32 = 12_583_039.0;
 
-dispatch_simd! {
+avx2_dispatch! {
     /// `x[i] = exp(x[i] − max(x))`, returning the sum: softmax before the division.
     pub fn softmax_numerators(x: &mut [f32]) -> f32 = softmax_numerators_loop
 }

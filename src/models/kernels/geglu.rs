@@ -1,6 +1,7 @@
 //! The GEGLU gate of the transformers' feed-forward: one half of the projection times the
 //! exact GELU of the other, in one pass.
 
+use crate::simd::avx2_dispatch;
 use candle_core::{D, Result, Storage, Tensor};
 use rayon::prelude::*;
 
@@ -38,7 +39,7 @@ pub fn geglu(h: &Tensor) -> Result<Tensor> {
     Tensor::from_vec(out, shape, h.device())
 }
 
-dispatch_simd! {
+avx2_dispatch! {
     fn gate_row(out: &mut [f32], row: &[f32]) = gate_row_loop
 }
 

@@ -17,32 +17,6 @@
 //! - [`group_norm`] computes the statistics in one pass and normalises, applies the affine
 //!   parameters and, optionally, SiLU in a second.
 
-/// Defines `fn $name(args) = $generic`: `$generic` (an `#[inline(always)]` function of
-/// plain loops) compiled for AVX2 and FMA when the CPU has them, as is, otherwise. The
-/// crate is built for the x86-64 baseline, whose vectors hold four `f32`; the matrix
-/// products choose their instructions at run time, and so do the loops around them.
-macro_rules! dispatch_simd {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $generic:path) => {
-        $(#[$meta])*
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn wide($($arg: $ty),*) $(-> $ret)? {
-                    $generic($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has the features `wide` is compiled for.
-                    return unsafe { wide($($arg),*) };
-                }
-            }
-            $generic($($arg),*)
-        }
-    };
-}
-
 mod attention;
 mod conv;
 mod conv1d;

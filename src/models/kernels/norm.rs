@@ -1,5 +1,6 @@
 //! Group normalisation, optionally followed by SiLU, in two passes over the input.
 
+use crate::simd::avx2_dispatch;
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
@@ -134,7 +135,7 @@ struct Group<'a> {
     silu: bool,
 }
 
-dispatch_simd! {
+avx2_dispatch! {
     /// `y` = the group `x` normalised, scaled and shifted per channel, then SiLU.
     fn normalize_group(x: &[f32], y: &mut [f32], group: &Group) = normalize_group_loop
 }
