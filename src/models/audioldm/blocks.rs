@@ -308,23 +308,13 @@ impl SpatialTransformer {
 impl Module for SpatialTransformer {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = xs.dims4()?;
-        let tokens = self
-            .norm
-            .forward(xs)?
-            .reshape((b, c, h * w))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let mut tokens = self.proj_in.forward(&tokens)?;
+        let map = self.norm.forward(xs)?.reshape((b, c, h * w))?;
+        let mut tokens = self.proj_in.forward(&kernels::transpose_last_two(&map)?)?;
         for block in &self.blocks {
             tokens = block.forward(&tokens)?;
         }
-        let out = self
-            .proj_out
-            .forward(&tokens)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, c, h, w))?;
-        out + xs
+        let out = kernels::transpose_last_two(&self.proj_out.forward(&tokens)?)?;
+        out.reshape((b, c, h, w))? + xs
     }
 }
 

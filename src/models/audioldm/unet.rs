@@ -12,7 +12,7 @@ use super::blocks::{
     CrossAttnMidBlock, Downsample, ResnetBlock, ResnetConfig, SpatialTransformer,
     TransformerConfig, Upsample, conv3,
 };
-use crate::models::kernels::{Conv2d, GroupNorm};
+use crate::models::kernels::{self, Conv2d, GroupNorm};
 
 /// `unet/config.json`, the fields this architecture reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -236,7 +236,7 @@ impl UpBlock {
         let mut xs = xs.clone();
         for (i, resnet) in self.resnets.iter().enumerate() {
             let skip = &skips[skips.len() - 1 - i];
-            xs = Tensor::cat(&[&xs, skip], 1)?;
+            xs = kernels::concat_channels(&xs, skip)?;
             xs = resnet.forward(&xs, Some(temb))?;
             if let Some(attn) = self.attentions.get(i) {
                 xs = attn.forward(&xs)?;

@@ -123,18 +123,14 @@ impl SpatialSelfAttention {
 impl Module for SpatialSelfAttention {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = xs.dims4()?;
-        let hidden = self
-            .group_norm
-            .forward(xs)?
-            .reshape((b, c, h * w))?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let map = self.group_norm.forward(xs)?.reshape((b, c, h * w))?;
+        let hidden = kernels::transpose_last_two(&map)?;
         let q = self.to_q.forward(&hidden)?;
         let k = self.to_k.forward(&hidden)?;
         let v = self.to_v.forward(&hidden)?;
         let attended = kernels::attention(&q, &k, &v, 1, 1.0 / (c as f64).sqrt())?;
         let out = self.to_out.forward(&attended)?;
-        let out = out.transpose(1, 2)?.contiguous()?.reshape((b, c, h, w))?;
+        let out = kernels::transpose_last_two(&out)?.reshape((b, c, h, w))?;
         out + xs
     }
 }

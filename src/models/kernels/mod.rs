@@ -14,6 +14,8 @@
 //! - [`conv1d_channels_last`] does the same for the vocoder's channels-last 1-D
 //!   convolutions, folding in the leaky ReLU before and the bias and residual after;
 //! - [`geglu`] gates one half of a projection by the exact GELU of the other in one pass;
+//! - [`transpose_last_two`] and [`concat_channels`] are the layout changes between them, on
+//!   every thread;
 //! - [`group_norm`] computes the statistics in one pass and normalises, applies the affine
 //!   parameters and, optionally, SiLU in a second.
 
@@ -22,12 +24,14 @@ mod conv;
 mod conv1d;
 mod exp;
 mod geglu;
+mod layout;
 mod norm;
 
 pub use attention::attention;
 pub use conv::{Conv2d, Conv2dConfig, Conv2dFused, conv2d, conv2d_fused};
 pub use conv1d::{Fused, Taps, conv1d_channels_last};
 pub use geglu::geglu;
+pub use layout::{concat_channels, transpose_last_two};
 pub use norm::{GroupNorm, group_norm};
 
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Tensor};
