@@ -72,6 +72,7 @@ fn cpu_span(start: Option<f64>, end: Option<f64>) -> serde_json::Value {
 }
 
 fn main() -> anyhow::Result<()> {
+    grym_synth::models::memory::keep_freed_buffers();
     let mut args = std::env::args().skip(1);
     let usage = "usage: audioldm_bench MODEL_DIR BENCH_DIR < COMMANDS";
     let model_dir = args.next().context(usage)?;

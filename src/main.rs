@@ -170,6 +170,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    grym_synth::models::memory::keep_freed_buffers();
     init_logging();
     let cli = Cli::parse();
     let data_dir = cli.data_dir.as_deref();

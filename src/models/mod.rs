@@ -6,6 +6,7 @@ pub mod audioldm;
 pub mod device;
 pub mod error;
 pub mod kernels;
+pub mod memory;
 pub mod repo;
 pub mod shared;
 pub mod wav2vec2;
