@@ -3,7 +3,7 @@
 //! levels. They follow candle-transformers' stable-diffusion blocks but run on the kernels
 //! of [`crate::models::kernels`] (convolution, attention, fused group norm + SiLU).
 
-use candle_core::{D, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{self as nn, VarBuilder};
 
 use crate::models::kernels::{self, Conv2d, Conv2dConfig, Conv2dFused, GroupNorm};
@@ -213,10 +213,7 @@ impl FeedForward {
 
 impl Module for FeedForward {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let h = self.proj_in.forward(xs)?;
-        let inner = h.dim(D::Minus1)? / 2;
-        let gated =
-            (h.narrow(D::Minus1, 0, inner)? * h.narrow(D::Minus1, inner, inner)?.gelu_erf()?)?;
+        let gated = kernels::geglu(&self.proj_in.forward(xs)?)?;
         self.proj_out.forward(&gated)
     }
 }
