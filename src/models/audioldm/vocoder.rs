@@ -4,7 +4,7 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{self as nn, VarBuilder};
 use serde::Deserialize;
 
-use crate::models::kernels::{Fused, Taps, conv1d_channels_last};
+use crate::models::kernels::{Fused, Taps, conv1d_channels_last, leaky_relu};
 
 /// `vocoder/config.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -66,16 +66,6 @@ impl HifiGanConfig {
     /// Audio samples per spectrogram frame.
     pub fn hop_length(&self) -> usize {
         self.upsample_rates.iter().product()
-    }
-}
-
-/// `max(x, slope·x)`, which is the leaky ReLU for slopes in [0, 1]: two passes over the
-/// data instead of the five of `candle_nn::ops::leaky_relu`.
-fn leaky_relu(xs: &Tensor, slope: f64) -> Result<Tensor> {
-    if (0.0..=1.0).contains(&slope) {
-        xs.maximum(&xs.affine(slope, 0.0)?)
-    } else {
-        nn::ops::leaky_relu(xs, slope)
     }
 }
 

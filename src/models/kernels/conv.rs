@@ -1,11 +1,10 @@
 //! 2-D convolution as banded im2col and one matrix product per band.
 
-use candle_core::{Layout, Module, Result, Storage, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use gemm::Parallelism;
-use rayon::prelude::*;
 
-use super::{SendPtr, contiguous_f32, on_cpu_f32, threads};
+use super::{SendPtr, cpu_values, on_cpu_f32, run_bands};
 
 /// Scratch per band: about this many `f32` of im2col columns (1 MiB), so that a band's
 /// columns stay in cache while the matrix product reads them; but at least [`MIN_PIXELS`]
@@ -176,25 +175,24 @@ pub fn conv2d_fused(
         let (bg, bl) = bias.storage_and_layout();
         let og = offsets.as_ref().map(Tensor::storage_and_layout);
         let rg = residual.as_ref().map(Tensor::storage_and_layout);
-        let o = og.as_ref().map(|(s, l)| cpu_f32(s, l)).transpose()?;
-        let r = rg.as_ref().map(|(s, l)| cpu_f32(s, l)).transpose()?;
+        let o = og
+            .as_ref()
+            .map(|(s, l)| cpu_values(s, l, "conv2d"))
+            .transpose()?;
+        let r = rg
+            .as_ref()
+            .map(|(s, l)| cpu_values(s, l, "conv2d"))
+            .transpose()?;
         run(
             &g,
-            cpu_f32(&xg, xl)?,
-            cpu_f32(&wg, wl)?,
-            cpu_f32(&bg, bl)?,
+            cpu_values(&xg, xl, "conv2d")?,
+            cpu_values(&wg, wl, "conv2d")?,
+            cpu_values(&bg, bl, "conv2d")?,
             o,
             r,
         )
     };
     Tensor::from_vec(out, out_shape, xs.device())
-}
-
-fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
-    match storage {
-        Storage::Cpu(s) => contiguous_f32(s, layout, "conv2d"),
-        _ => candle_core::bail!("conv2d: expected a CPU tensor"),
-    }
 }
 
 /// The sizes of one convolution.
@@ -229,13 +227,14 @@ fn run(
         .max(MIN_PIXELS.div_ceil(g.ow.max(1)))
         .clamp(1, g.oh.max(1));
     let bands_per_image = g.oh.div_ceil(band_rows);
-    let tasks: Vec<(usize, usize)> = (0..g.batch)
-        .flat_map(|b| (0..bands_per_image).map(move |i| (b, i * band_rows)))
-        .collect();
     let mut out = vec![0.0f32; g.batch * g.cout * pixels];
     let dst = SendPtr(out.as_mut_ptr());
     let pointwise = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0 && g.upsample == 1;
-    let band = |(b, y0): (usize, usize), cols: &mut Vec<f32>, parallelism: Parallelism| {
+    let band = |index: usize, cols: &mut Vec<f32>, parallelism: Parallelism| {
+        let (b, y0) = (
+            index / bands_per_image,
+            (index % bands_per_image) * band_rows,
+        );
         let y1 = (y0 + band_rows).min(g.oh);
         let n = (y1 - y0) * g.ow;
         let image = &x[b * g.cin * g.h * g.w..(b + 1) * g.cin * g.h * g.w];
@@ -292,18 +291,7 @@ fn run(
             );
         }
     };
-    let threads = threads();
-    if tasks.len() >= threads {
-        tasks
-            .into_par_iter()
-            .for_each_init(Vec::new, |cols, task| band(task, cols, Parallelism::None));
-    } else {
-        // Few large bands: one at a time, each matrix product on every thread.
-        let mut cols = Vec::new();
-        for task in tasks {
-            band(task, &mut cols, Parallelism::Rayon(threads));
-        }
-    }
+    run_bands(g.batch * bands_per_image, band);
     out
 }
 

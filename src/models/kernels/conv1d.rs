@@ -2,11 +2,10 @@
 //! the bias and residual after it folded into the same pass.
 
 use crate::simd::avx2_dispatch;
-use candle_core::{Result, Storage, Tensor};
+use candle_core::{Result, Tensor};
 use gemm::Parallelism;
-use rayon::prelude::*;
 
-use super::{SendPtr, on_cpu_f32, threads};
+use super::{SendPtr, cpu_values, leaky_relu, on_cpu_f32, run_bands};
 
 /// Scratch per band of output rows: about this many `f32` of windows (1 MiB), but at least
 /// [`MIN_BAND`] rows, since every band's matrix product reads (and packs) the whole weight.
@@ -90,25 +89,18 @@ pub fn conv1d_channels_last(
         let (xg, xl) = xs.storage_and_layout();
         let (wg, wl) = weight.storage_and_layout();
         let (bg, bl) = bias.storage_and_layout();
-        let x = cpu_f32(&xg, xl)?;
-        let w = cpu_f32(&wg, wl)?;
-        let b = cpu_f32(&bg, bl)?;
+        let x = cpu_values(&xg, xl, "conv1d")?;
+        let w = cpu_values(&wg, wl, "conv1d")?;
+        let b = cpu_values(&bg, bl, "conv1d")?;
         match &residual {
             Some(r) => {
                 let (rg, rl) = r.storage_and_layout();
-                run(&g, x, w, b, Some(cpu_f32(&rg, rl)?))
+                run(&g, x, w, b, Some(cpu_values(&rg, rl, "conv1d")?))
             }
             None => run(&g, x, w, b, None),
         }
     };
     Tensor::from_vec(out, (batch, out_len, cout), xs.device())
-}
-
-fn cpu_f32<'a>(storage: &'a Storage, layout: &candle_core::Layout) -> Result<&'a [f32]> {
-    match storage {
-        Storage::Cpu(s) => super::contiguous_f32(s, layout, "conv1d"),
-        _ => candle_core::bail!("conv1d: expected a CPU tensor"),
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -186,18 +178,7 @@ fn run(g: &Geometry, x: &[f32], w: &[f32], bias: &[f32], residual: Option<&[f32]
             );
         }
     };
-    let tasks = g.batch * bands;
-    let threads = threads();
-    if tasks >= threads {
-        (0..tasks)
-            .into_par_iter()
-            .for_each_init(Vec::new, |cols, i| task(i, cols, Parallelism::None));
-    } else {
-        let mut cols = Vec::new();
-        for i in 0..tasks {
-            task(i, &mut cols, Parallelism::Rayon(threads));
-        }
-    }
+    run_bands(g.batch * bands, task);
     out
 }
 
@@ -241,8 +222,7 @@ fn fallback(
     out_len: usize,
 ) -> Result<Tensor> {
     let mut xs = match fused.leaky_slope {
-        Some(s) if (0.0..=1.0).contains(&s) => xs.maximum(&xs.affine(s, 0.0)?)?,
-        Some(s) => candle_nn::ops::leaky_relu(xs, s)?,
+        Some(s) => leaky_relu(xs, s)?,
         None => xs.clone(),
     };
     if taps.padding > 0 {

@@ -2,11 +2,11 @@
 //! exact GELU of the other, in one pass.
 
 use crate::simd::avx2_dispatch;
-use candle_core::{D, Result, Storage, Tensor};
+use candle_core::{D, Result, Tensor};
 use rayon::prelude::*;
 
 use super::exp::exp;
-use super::{contiguous_f32, on_cpu_f32};
+use super::{cpu_values, on_cpu_f32};
 
 /// `h` (…, 2·inner) to `h[…, :inner] · gelu(h[…, inner:])`, GELU with the error function
 /// as PyTorch's `F.gelu` computes it.
@@ -26,10 +26,7 @@ pub fn geglu(h: &Tensor) -> Result<Tensor> {
     let h = h.contiguous()?;
     let out = {
         let (storage, layout) = h.storage_and_layout();
-        let Storage::Cpu(storage) = &*storage else {
-            candle_core::bail!("geglu: expected a CPU tensor");
-        };
-        let values = contiguous_f32(storage, layout, "geglu")?;
+        let values = cpu_values(&storage, layout, "geglu")?;
         let mut out = vec![0.0f32; values.len() / 2];
         out.par_chunks_mut(inner)
             .zip(values.par_chunks(width))

@@ -1,10 +1,10 @@
 //! The layout changes the models make between kernels, on every thread: candle copies a
 //! strided tensor on one, which left the other threads idle between the parallel kernels.
 
-use candle_core::{Result, Storage, Tensor};
+use candle_core::{Result, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, on_cpu_f32};
+use super::{cpu_values, on_cpu_f32};
 
 /// Output rows per task of a transpose.
 const TILE: usize = 64;
@@ -78,10 +78,7 @@ pub fn concat_channels(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// `f` on the values of a contiguous CPU `f32` tensor.
 fn with_values<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> T) -> Result<T> {
     let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(storage) = &*storage else {
-        candle_core::bail!("expected a CPU tensor");
-    };
-    Ok(f(contiguous_f32(storage, layout, "layout")?))
+    Ok(f(cpu_values(&storage, layout, "layout")?))
 }
 
 #[cfg(test)]

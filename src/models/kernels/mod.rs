@@ -34,7 +34,9 @@ pub use geglu::geglu;
 pub use layout::{concat_channels, transpose_last_two};
 pub use norm::{GroupNorm, group_norm};
 
-use candle_core::{CpuStorage, DType, Device, Layout, Result, Tensor};
+use candle_core::{CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
 
 /// Whether `t` can take a CPU kernel: `f32` on the CPU.
 fn on_cpu_f32(t: &Tensor) -> bool {
@@ -49,6 +51,41 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> R
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
         None => candle_core::bail!("{what}: expected a contiguous tensor"),
+    }
+}
+
+/// The `f32` values of a contiguous CPU tensor's storage (from `storage_and_layout`).
+fn cpu_values<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    match storage {
+        Storage::Cpu(s) => contiguous_f32(s, layout, what),
+        _ => candle_core::bail!("{what}: expected a CPU tensor"),
+    }
+}
+
+/// Runs `band(i, scratch, parallelism)` for every band i in 0..bands. With at least a band
+/// per thread they run in parallel, each matrix product on its own thread; with fewer, one
+/// at a time, each product on every thread. `scratch` is reused between a thread's bands.
+fn run_bands(bands: usize, band: impl Fn(usize, &mut Vec<f32>, Parallelism) + Sync) {
+    let threads = threads();
+    if bands >= threads {
+        (0..bands)
+            .into_par_iter()
+            .for_each_init(Vec::new, |scratch, i| band(i, scratch, Parallelism::None));
+    } else {
+        let mut scratch = Vec::new();
+        for i in 0..bands {
+            band(i, &mut scratch, Parallelism::Rayon(threads));
+        }
+    }
+}
+
+/// `max(x, slope·x)`, the leaky ReLU for slopes in [0, 1], in two passes rather than the
+/// five of `candle_nn::ops::leaky_relu` (used for other slopes).
+pub fn leaky_relu(xs: &Tensor, slope: f64) -> Result<Tensor> {
+    if (0.0..=1.0).contains(&slope) {
+        xs.maximum(&xs.affine(slope, 0.0)?)
+    } else {
+        candle_nn::ops::leaky_relu(xs, slope)
     }
 }
 
