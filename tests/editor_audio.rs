@@ -4,16 +4,15 @@
 
 mod common;
 
-use common::editor::{harness, wait_for};
+use common::editor::{harness, run_to_completion, wait_for};
 use std::path::{Path, PathBuf};
 
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use grym_synth::audio::playback::Slot;
-use grym_synth::engine::{Engine, EngineConfig, ExecutionStatus};
+use grym_synth::engine::{Engine, EngineConfig};
 use grym_synth::ui::audio::PlayerState;
-use grym_synth::ui::run::Phase;
 use grym_synth::ui::{Document, Editor, Settings};
 use serde_json::json;
 
@@ -130,17 +129,7 @@ fn a_step_with_input_and_output_audio_offers_ab() {
         Document::new(wf, None),
         Settings::default(),
     ));
-    h.run_steps(2);
-    h.get_by_label("▶ Run").click();
-    h.run_steps(2);
-    h.get_by_label("Start").click();
-    wait_for(&mut h, "the run", |e| {
-        matches!(e.run.phase, Phase::Finished(_))
-    });
-    assert_eq!(
-        h.state().run.phase,
-        Phase::Finished(ExecutionStatus::Completed)
-    );
+    run_to_completion(&mut h);
 
     // The run panel offers the step's audio; it opens with input as A and output as B.
     h.get_by_label("🔊 waveform").click();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::editor::{harness, wait_for};
+use common::editor::{harness, run_to_completion, wait_for};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -409,19 +409,7 @@ fn each_kind_of_result_gets_its_view() {
         Document::new(analysis_workflow(&clip), None),
         Settings::default(),
     ));
-    h.run_steps(2);
-    h.get_by_label("▶ Run").click();
-    h.run_steps(2);
-    h.get_by_label("Start").click();
-    wait_for(&mut h, "the run", |e| {
-        matches!(e.run.phase, Phase::Finished(_))
-    });
-    assert_eq!(
-        h.state().run.phase,
-        Phase::Finished(ExecutionStatus::Completed),
-        "{:?}",
-        h.state().run.error
-    );
+    run_to_completion(&mut h);
     wait_for(&mut h, "the record to be read back", |e| !e.run.is_busy());
 
     // The run panel's "view" button opens the timeline with that result.
