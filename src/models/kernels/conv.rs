@@ -4,7 +4,9 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use gemm::Parallelism;
 
-use super::{SendPtr, cpu_values, on_cpu_f32, run_bands};
+use std::sync::Arc;
+
+use super::{SendPtr, cpu_values, on_cpu_f32, run_bands, winograd};
 
 /// Scratch per band: about this many `f32` of im2col columns (1 MiB), so that a band's
 /// columns stay in cache while the matrix product reads them; but at least [`MIN_PIXELS`]
@@ -33,6 +35,9 @@ pub struct Conv2d {
     weight: Tensor,
     bias: Tensor,
     config: Conv2dConfig,
+    /// The weights transformed for Winograd's algorithm, made once at load for the 3×3
+    /// convolutions that take it on the CPU.
+    winograd: Option<Arc<Vec<f32>>>,
 }
 
 impl Conv2d {
@@ -43,25 +48,49 @@ impl Conv2d {
         config: Conv2dConfig,
         vb: VarBuilder,
     ) -> Result<Self> {
+        let weight = vb.get((cout, cin, kernel, kernel), "weight")?;
+        let winograd = if on_cpu_f32(&weight) && winograd_applies(cin, cout, kernel, config) {
+            let weight = weight.contiguous()?;
+            let (storage, layout) = weight.storage_and_layout();
+            let values = cpu_values(&storage, layout, "conv2d weight")?;
+            Some(Arc::new(winograd::transform_weights(values, cout, cin)))
+        } else {
+            None
+        };
         Ok(Self {
-            weight: vb.get((cout, cin, kernel, kernel), "weight")?,
+            weight,
             bias: vb.get(cout, "bias")?,
             config,
+            winograd,
         })
     }
-}
 
-impl Conv2d {
     /// The convolution with `fused`'s additions made in the same pass.
     pub fn forward_fused(&self, xs: &Tensor, fused: Conv2dFused) -> Result<Tensor> {
-        conv2d_fused(xs, &self.weight, &self.bias, self.config, fused)
+        let weights = Weights {
+            direct: &self.weight,
+            winograd: self.winograd.as_deref().map(Vec::as_slice),
+        };
+        convolve(xs, weights, &self.bias, self.config, fused)
     }
 }
 
 impl Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        conv2d(xs, &self.weight, &self.bias, self.config)
+        self.forward_fused(xs, Conv2dFused::default())
     }
+}
+
+/// Whether a convolution of these sizes runs by Winograd's algorithm on the CPU.
+fn winograd_applies(cin: usize, cout: usize, kernel: usize, config: Conv2dConfig) -> bool {
+    winograd::applies(cin, cout, kernel, kernel, config.padding, config.stride)
+}
+
+/// A layer's weights as given, and transformed for Winograd's algorithm where it has them.
+#[derive(Clone, Copy)]
+struct Weights<'a> {
+    direct: &'a Tensor,
+    winograd: Option<&'a [f32]>,
 }
 
 /// What is folded into a [`conv2d_fused`].
@@ -81,7 +110,9 @@ pub fn conv2d(xs: &Tensor, weight: &Tensor, bias: &Tensor, config: Conv2dConfig)
     conv2d_fused(xs, weight, bias, config, Conv2dFused::default())
 }
 
-/// [`conv2d`] with the additions of `fused`, made as the output is written.
+/// [`conv2d`] with the additions of `fused`, made as the output is written. (A [`Conv2d`]
+/// layer is faster for 3×3 kernels: it transforms its weights for Winograd's algorithm once,
+/// where this function does so on every call.)
 pub fn conv2d_fused(
     xs: &Tensor,
     weight: &Tensor,
@@ -89,6 +120,21 @@ pub fn conv2d_fused(
     config: Conv2dConfig,
     fused: Conv2dFused,
 ) -> Result<Tensor> {
+    let weights = Weights {
+        direct: weight,
+        winograd: None,
+    };
+    convolve(xs, weights, bias, config, fused)
+}
+
+fn convolve(
+    xs: &Tensor,
+    weights: Weights,
+    bias: &Tensor,
+    config: Conv2dConfig,
+    fused: Conv2dFused,
+) -> Result<Tensor> {
+    let weight = weights.direct;
     let (batch, cin, h, w) = xs.dims4()?;
     let (cout, wcin, kh, kw) = weight.dims4()?;
     let bias_len = bias.dims1()?;
@@ -183,34 +229,44 @@ pub fn conv2d_fused(
             .as_ref()
             .map(|(s, l)| cpu_values(s, l, "conv2d"))
             .transpose()?;
-        run(
-            &g,
-            cpu_values(&xg, xl, "conv2d")?,
-            cpu_values(&wg, wl, "conv2d")?,
-            cpu_values(&bg, bl, "conv2d")?,
-            o,
-            r,
-        )
+        let x = cpu_values(&xg, xl, "conv2d")?;
+        let w = cpu_values(&wg, wl, "conv2d")?;
+        let b = cpu_values(&bg, bl, "conv2d")?;
+        if winograd::applies(g.cin, g.cout, g.kh, g.kw, g.pad, g.stride) {
+            match weights.winograd {
+                Some(u) => winograd::run(&g, x, u, b, o, r),
+                None => winograd::run(
+                    &g,
+                    x,
+                    &winograd::transform_weights(w, g.cout, g.cin),
+                    b,
+                    o,
+                    r,
+                ),
+            }
+        } else {
+            run(&g, x, w, b, o, r)
+        }
     };
     Tensor::from_vec(out, out_shape, xs.device())
 }
 
 /// The sizes of one convolution.
 #[derive(Debug, Clone, Copy)]
-struct Geometry {
-    batch: usize,
-    cin: usize,
-    h: usize,
-    w: usize,
+pub(super) struct Geometry {
+    pub batch: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
     /// 2 when the input is read doubled (nearest neighbour), else 1.
-    upsample: usize,
-    cout: usize,
-    kh: usize,
-    kw: usize,
-    pad: usize,
-    stride: usize,
-    oh: usize,
-    ow: usize,
+    pub upsample: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub pad: usize,
+    pub stride: usize,
+    pub oh: usize,
+    pub ow: usize,
 }
 
 fn run(

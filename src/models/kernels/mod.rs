@@ -26,6 +26,7 @@ mod exp;
 mod geglu;
 mod layout;
 mod norm;
+mod winograd;
 
 pub use attention::attention;
 pub use conv::{Conv2d, Conv2dConfig, Conv2dFused, conv2d, conv2d_fused};
