@@ -32,12 +32,22 @@ impl Default for Conv2dConfig {
 /// A convolution layer with a bias, loaded from `weight` (out, in, kh, kw) and `bias`.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
-    weight: Tensor,
+    kernel: Kernel,
     bias: Tensor,
     config: Conv2dConfig,
-    /// The weights transformed for Winograd's algorithm, made once at load for the 3×3
-    /// convolutions that take it on the CPU.
-    winograd: Option<Arc<Vec<f32>>>,
+}
+
+/// A layer's weights as loaded, or only transformed for Winograd's algorithm: the 3×3
+/// layers loaded on the CPU never need the loaded form, so it is not kept.
+#[derive(Debug, Clone)]
+enum Kernel {
+    Direct(Tensor),
+    Winograd {
+        /// (16, out, in), see `winograd::transform_weights`.
+        values: Arc<Vec<f32>>,
+        /// (out, in, 3, 3)
+        dims: [usize; 4],
+    },
 }
 
 impl Conv2d {
@@ -49,27 +59,30 @@ impl Conv2d {
         vb: VarBuilder,
     ) -> Result<Self> {
         let weight = vb.get((cout, cin, kernel, kernel), "weight")?;
-        let winograd = if on_cpu_f32(&weight) && winograd_applies(cin, cout, kernel, config) {
+        let winograd = winograd::applies(cin, cout, kernel, kernel, config.padding, config.stride);
+        let kernel = if on_cpu_f32(&weight) && winograd {
             let weight = weight.contiguous()?;
             let (storage, layout) = weight.storage_and_layout();
             let values = cpu_values(&storage, layout, "conv2d weight")?;
-            Some(Arc::new(winograd::transform_weights(values, cout, cin)))
+            Kernel::Winograd {
+                values: Arc::new(winograd::transform_weights(values, cout, cin)),
+                dims: [cout, cin, kernel, kernel],
+            }
         } else {
-            None
+            Kernel::Direct(weight)
         };
         Ok(Self {
-            weight,
+            kernel,
             bias: vb.get(cout, "bias")?,
             config,
-            winograd,
         })
     }
 
     /// The convolution with `fused`'s additions made in the same pass.
     pub fn forward_fused(&self, xs: &Tensor, fused: Conv2dFused) -> Result<Tensor> {
-        let weights = Weights {
-            direct: &self.weight,
-            winograd: self.winograd.as_deref().map(Vec::as_slice),
+        let weights = match &self.kernel {
+            Kernel::Direct(weight) => Weights::Direct(weight),
+            Kernel::Winograd { values, dims } => Weights::Winograd(values, *dims),
         };
         convolve(xs, weights, &self.bias, self.config, fused)
     }
@@ -81,16 +94,12 @@ impl Module for Conv2d {
     }
 }
 
-/// Whether a convolution of these sizes runs by Winograd's algorithm on the CPU.
-fn winograd_applies(cin: usize, cout: usize, kernel: usize, config: Conv2dConfig) -> bool {
-    winograd::applies(cin, cout, kernel, kernel, config.padding, config.stride)
-}
-
-/// A layer's weights as given, and transformed for Winograd's algorithm where it has them.
+/// The weights a convolution is given.
 #[derive(Clone, Copy)]
-struct Weights<'a> {
-    direct: &'a Tensor,
-    winograd: Option<&'a [f32]>,
+enum Weights<'a> {
+    Direct(&'a Tensor),
+    /// Transformed for Winograd's algorithm, on the CPU, with the loaded weights' dims.
+    Winograd(&'a [f32], [usize; 4]),
 }
 
 /// What is folded into a [`conv2d_fused`].
@@ -120,11 +129,7 @@ pub fn conv2d_fused(
     config: Conv2dConfig,
     fused: Conv2dFused,
 ) -> Result<Tensor> {
-    let weights = Weights {
-        direct: weight,
-        winograd: None,
-    };
-    convolve(xs, weights, bias, config, fused)
+    convolve(xs, Weights::Direct(weight), bias, config, fused)
 }
 
 fn convolve(
@@ -134,15 +139,15 @@ fn convolve(
     config: Conv2dConfig,
     fused: Conv2dFused,
 ) -> Result<Tensor> {
-    let weight = weights.direct;
     let (batch, cin, h, w) = xs.dims4()?;
-    let (cout, wcin, kh, kw) = weight.dims4()?;
+    let dims = match weights {
+        Weights::Direct(weight) => weight.dims4().map(|(o, i, kh, kw)| [o, i, kh, kw])?,
+        Weights::Winograd(_, dims) => dims,
+    };
+    let [cout, wcin, kh, kw] = dims;
     let bias_len = bias.dims1()?;
     if wcin != cin || bias_len != cout {
-        candle_core::bail!(
-            "conv2d: input has {cin} channels, weight {:?}, bias {bias_len}",
-            weight.dims()
-        );
+        candle_core::bail!("conv2d: input has {cin} channels, weight {dims:?}, bias {bias_len}");
     }
     let Conv2dConfig { padding, stride } = config;
     let scale = if fused.upsample2 { 2 } else { 1 };
@@ -184,17 +189,21 @@ fn convolve(
             r.dims()
         );
     }
-    let cpu = [
-        Some(xs),
-        Some(weight),
-        Some(bias),
-        fused.channel_offsets,
-        fused.residual,
-    ]
-    .into_iter()
-    .flatten()
-    .all(on_cpu_f32);
-    if !cpu {
+    let cpu = [Some(xs), Some(bias), fused.channel_offsets, fused.residual]
+        .into_iter()
+        .flatten()
+        .all(on_cpu_f32);
+    let weight = match weights {
+        Weights::Direct(weight) if cpu && on_cpu_f32(weight) => None,
+        Weights::Direct(weight) => Some(weight),
+        Weights::Winograd(..) if cpu => None,
+        Weights::Winograd(..) => candle_core::bail!(
+            "conv2d: the layer was loaded for the CPU in f32, the input is {:?} on {:?}",
+            xs.dtype(),
+            xs.device()
+        ),
+    };
+    if let Some(weight) = weight {
         let xs = if fused.upsample2 {
             xs.upsample_nearest2d(vh, vw)?
         } else {
@@ -212,12 +221,11 @@ fn convolve(
         return Ok(out);
     }
     let contiguous = |t: Option<&Tensor>| t.map(Tensor::contiguous).transpose();
-    let (xs, weight, bias) = (xs.contiguous()?, weight.contiguous()?, bias.contiguous()?);
+    let (xs, bias) = (xs.contiguous()?, bias.contiguous()?);
     let offsets = contiguous(fused.channel_offsets)?;
     let residual = contiguous(fused.residual)?;
     let out = {
         let (xg, xl) = xs.storage_and_layout();
-        let (wg, wl) = weight.storage_and_layout();
         let (bg, bl) = bias.storage_and_layout();
         let og = offsets.as_ref().map(Tensor::storage_and_layout);
         let rg = residual.as_ref().map(Tensor::storage_and_layout);
@@ -230,22 +238,20 @@ fn convolve(
             .map(|(s, l)| cpu_values(s, l, "conv2d"))
             .transpose()?;
         let x = cpu_values(&xg, xl, "conv2d")?;
-        let w = cpu_values(&wg, wl, "conv2d")?;
         let b = cpu_values(&bg, bl, "conv2d")?;
-        if winograd::applies(g.cin, g.cout, g.kh, g.kw, g.pad, g.stride) {
-            match weights.winograd {
-                Some(u) => winograd::run(&g, x, u, b, o, r),
-                None => winograd::run(
-                    &g,
-                    x,
-                    &winograd::transform_weights(w, g.cout, g.cin),
-                    b,
-                    o,
-                    r,
-                ),
+        match weights {
+            Weights::Winograd(u, _) => winograd::run(&g, x, u, b, o, r),
+            Weights::Direct(weight) => {
+                let weight = weight.contiguous()?;
+                let (wg, wl) = weight.storage_and_layout();
+                let w = cpu_values(&wg, wl, "conv2d")?;
+                if winograd::applies(g.cin, g.cout, g.kh, g.kw, g.pad, g.stride) {
+                    let u = winograd::transform_weights(w, g.cout, g.cin);
+                    winograd::run(&g, x, &u, b, o, r)
+                } else {
+                    run(&g, x, w, b, o, r)
+                }
             }
-        } else {
-            run(&g, x, w, b, o, r)
         }
     };
     Tensor::from_vec(out, out_shape, xs.device())

@@ -5,9 +5,12 @@
 //! candle's own operators anywhere else (CUDA, Metal, other dtypes), so a model calls the
 //! function here and runs on every device. They compute the same values as the generic
 //! operators (the tests check this against candle); what changes is how:
-//! - [`conv2d`] builds im2col tiles straight from the NCHW input, one band of output rows
-//!   at a time, and writes the matrix product with its bias straight into the NCHW output:
-//!   no layout change of the input, no copy of the output, bounded scratch memory;
+//! - [`Conv2d`] and [`conv2d`] compute 3×3 convolutions (stride 1, padding 1) by Winograd's
+//!   F(2×2, 3×3), 2.25 times fewer multiply-adds (a layer transforms its weights once, the
+//!   function on every call); other shapes build im2col tiles straight from the NCHW input,
+//!   one band of output rows at a time, and write the matrix product with its bias straight
+//!   into the NCHW output: no layout change of the input, no copy of the output, bounded
+//!   scratch;
 //! - [`attention`] takes queries, keys and values as the projections give them, (batch,
 //!   tokens, heads × head size), and computes softmax(q·kᵀ·scale)·v one block of queries
 //!   of one head at a time, so the full score matrix never exists;

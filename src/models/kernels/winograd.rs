@@ -682,5 +682,12 @@ mod tests {
         let ours = layer.forward(&x).unwrap();
         let d = relative(&ours, &reference(&x, &weight, &bias, false));
         assert!(d < 1e-6, "relative difference {d}");
+        // It keeps only the transformed weights, which serve f32 inputs on the CPU.
+        let half = x.to_dtype(DType::F16).unwrap();
+        let err = layer.forward(&half).unwrap_err().to_string();
+        assert!(
+            err.contains("loaded for the CPU in f32") && err.contains("F16"),
+            "{err}"
+        );
     }
 }
