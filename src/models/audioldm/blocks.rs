@@ -6,7 +6,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{self as nn, VarBuilder};
 
-use crate::models::kernels::{self, Conv2d, Conv2dConfig, Conv2dFused, GroupNorm};
+use crate::models::kernels::{self, Conv2d, Conv2dConfig, Conv2dFused, GroupNorm, Linear};
 
 /// A 3×3 convolution that keeps the size.
 pub fn conv3(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
@@ -162,10 +162,10 @@ impl Upsample {
 /// AudioLDM has no text context, so both of a transformer's attentions attend to its input.
 #[derive(Debug)]
 struct Attention {
-    to_q: nn::Linear,
-    to_k: nn::Linear,
-    to_v: nn::Linear,
-    to_out: nn::Linear,
+    to_q: Linear,
+    to_k: Linear,
+    to_v: Linear,
+    to_out: Linear,
     heads: usize,
     scale: f64,
 }
@@ -173,23 +173,24 @@ struct Attention {
 impl Attention {
     fn new(vb: VarBuilder, dim: usize, heads: usize) -> Result<Self> {
         Ok(Self {
-            to_q: nn::linear_no_bias(dim, dim, vb.pp("to_q"))?,
-            to_k: nn::linear_no_bias(dim, dim, vb.pp("to_k"))?,
-            to_v: nn::linear_no_bias(dim, dim, vb.pp("to_v"))?,
-            to_out: nn::linear(dim, dim, vb.pp("to_out.0"))?,
+            to_q: Linear::load_no_bias(dim, dim, vb.pp("to_q"))?,
+            to_k: Linear::load_no_bias(dim, dim, vb.pp("to_k"))?,
+            to_v: Linear::load_no_bias(dim, dim, vb.pp("to_v"))?,
+            to_out: Linear::load(dim, dim, vb.pp("to_out.0"))?,
             heads,
             scale: 1.0 / ((dim / heads) as f64).sqrt(),
         })
     }
 }
 
-impl Module for Attention {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl Attention {
+    /// The attention of `xs` to itself, plus `residual`.
+    fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let q = self.to_q.forward(xs)?;
         let k = self.to_k.forward(xs)?;
         let v = self.to_v.forward(xs)?;
         let out = kernels::attention(&q, &k, &v, self.heads, self.scale)?;
-        self.to_out.forward(&out)
+        self.to_out.forward_residual(&out, Some(residual))
     }
 }
 
@@ -197,24 +198,25 @@ impl Module for Attention {
 /// through the exact GELU (as PyTorch's `F.gelu`), and a projection back.
 #[derive(Debug)]
 struct FeedForward {
-    proj_in: nn::Linear,
-    proj_out: nn::Linear,
+    proj_in: Linear,
+    proj_out: Linear,
 }
 
 impl FeedForward {
     fn new(vb: VarBuilder, dim: usize) -> Result<Self> {
         let inner = 4 * dim;
         Ok(Self {
-            proj_in: nn::linear(dim, 2 * inner, vb.pp("net.0.proj"))?,
-            proj_out: nn::linear(inner, dim, vb.pp("net.2"))?,
+            proj_in: Linear::load(dim, 2 * inner, vb.pp("net.0.proj"))?,
+            proj_out: Linear::load(inner, dim, vb.pp("net.2"))?,
         })
     }
 }
 
-impl Module for FeedForward {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl FeedForward {
+    /// The feed-forward of `xs`, plus `residual`.
+    fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let gated = kernels::geglu(&self.proj_in.forward(xs)?)?;
-        self.proj_out.forward(&gated)
+        self.proj_out.forward_residual(&gated, Some(residual))
     }
 }
 
@@ -246,22 +248,24 @@ impl TransformerBlock {
 
 impl Module for TransformerBlock {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let xs = (self.attn1.forward(&self.norm1.forward(xs)?)? + xs)?;
-        let xs = (self.attn2.forward(&self.norm2.forward(&xs)?)? + xs)?;
-        self.ff.forward(&self.norm3.forward(&xs)?)? + xs
+        let xs = self.attn1.forward_residual(&self.norm1.forward(xs)?, xs)?;
+        let xs = self
+            .attn2
+            .forward_residual(&self.norm2.forward(&xs)?, &xs)?;
+        self.ff.forward_residual(&self.norm3.forward(&xs)?, &xs)
     }
 }
 
 /// A projection into or out of the transformer: a linear layer, or diffusers' 1×1
 /// convolution (weight (out, in, 1, 1)), which on tokens is the same matrix product.
-fn token_projection(vb: VarBuilder, channels: usize, linear: bool) -> Result<nn::Linear> {
+fn token_projection(vb: VarBuilder, channels: usize, linear: bool) -> Result<Linear> {
     let weight = if linear {
         vb.get((channels, channels), "weight")?
     } else {
         vb.get((channels, channels, 1, 1), "weight")?
             .reshape((channels, channels))?
     };
-    Ok(nn::Linear::new(weight, Some(vb.get(channels, "bias")?)))
+    Ok(Linear::new(weight, Some(vb.get(channels, "bias")?)))
 }
 
 /// How a [`SpatialTransformer`] is laid out.
@@ -279,9 +283,9 @@ pub struct TransformerConfig {
 #[derive(Debug)]
 pub struct SpatialTransformer {
     norm: GroupNorm,
-    proj_in: nn::Linear,
+    proj_in: Linear,
     blocks: Vec<TransformerBlock>,
-    proj_out: nn::Linear,
+    proj_out: Linear,
 }
 
 impl SpatialTransformer {

@@ -4,11 +4,11 @@
 //! mid-block attention that is correct for batches.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{self as nn, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use super::blocks::{Downsample, ResnetBlock, ResnetConfig, Upsample, conv1, conv3};
-use crate::models::kernels::{self, Conv2d, GroupNorm};
+use crate::models::kernels::{self, Conv2d, GroupNorm, Linear};
 
 /// `vae/config.json`, the fields this architecture reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -96,10 +96,10 @@ impl VaeConfig {
 #[derive(Debug)]
 struct SpatialSelfAttention {
     group_norm: GroupNorm,
-    to_q: nn::Linear,
-    to_k: nn::Linear,
-    to_v: nn::Linear,
-    to_out: nn::Linear,
+    to_q: Linear,
+    to_k: Linear,
+    to_v: Linear,
+    to_out: Linear,
 }
 
 impl SpatialSelfAttention {
@@ -112,10 +112,10 @@ impl SpatialSelfAttention {
         };
         Ok(Self {
             group_norm: GroupNorm::load(groups, channels, 1e-6, vb.pp("group_norm"))?,
-            to_q: nn::linear(channels, channels, vb.pp(q))?,
-            to_k: nn::linear(channels, channels, vb.pp(k))?,
-            to_v: nn::linear(channels, channels, vb.pp(v))?,
-            to_out: nn::linear(channels, channels, vb.pp(o))?,
+            to_q: Linear::load(channels, channels, vb.pp(q))?,
+            to_k: Linear::load(channels, channels, vb.pp(k))?,
+            to_v: Linear::load(channels, channels, vb.pp(v))?,
+            to_out: Linear::load(channels, channels, vb.pp(o))?,
         })
     }
 }

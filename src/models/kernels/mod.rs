@@ -16,6 +16,8 @@
 //!   of one head at a time, so the full score matrix never exists;
 //! - [`conv1d_channels_last`] does the same for the vocoder's channels-last 1-D
 //!   convolutions, folding in the leaky ReLU before and the bias and residual after;
+//! - [`Linear`] starts its output as bias (+ residual) and lets the matrix product add to
+//!   it, so the transformer's residual connections cost no pass of their own;
 //! - [`geglu`] gates one half of a projection by the exact GELU of the other in one pass;
 //! - [`transpose_last_two`] and [`concat_channels`] are the layout changes between them, on
 //!   every thread;
@@ -28,6 +30,7 @@ mod conv1d;
 mod exp;
 mod geglu;
 mod layout;
+mod linear;
 mod norm;
 mod winograd;
 
@@ -36,6 +39,7 @@ pub use conv::{Conv2d, Conv2dConfig, Conv2dFused, conv2d, conv2d_fused};
 pub use conv1d::{Fused, Taps, conv1d_channels_last};
 pub use geglu::geglu;
 pub use layout::{concat_channels, transpose_last_two};
+pub use linear::Linear;
 pub use norm::{GroupNorm, group_norm};
 
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
