@@ -6,7 +6,7 @@ use gemm::Parallelism;
 
 use std::sync::Arc;
 
-use super::{SendPtr, cpu_values, on_cpu_f32, run_bands, winograd};
+use super::{SendPtr, cpu_values, on_cpu_f32, optional_values, run_bands, winograd};
 
 /// Scratch per band: about this many `f32` of im2col columns (1 MiB), so that a band's
 /// columns stay in cache while the matrix product reads them; but at least [`MIN_PIXELS`]
@@ -80,11 +80,7 @@ impl Conv2d {
 
     /// The convolution with `fused`'s additions made in the same pass.
     pub fn forward_fused(&self, xs: &Tensor, fused: Conv2dFused) -> Result<Tensor> {
-        let weights = match &self.kernel {
-            Kernel::Direct(weight) => Weights::Direct(weight),
-            Kernel::Winograd { values, dims } => Weights::Winograd(values, *dims),
-        };
-        convolve(xs, weights, &self.bias, self.config, fused)
+        convolve(xs, &self.kernel, &self.bias, self.config, fused)
     }
 }
 
@@ -92,14 +88,6 @@ impl Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         self.forward_fused(xs, Conv2dFused::default())
     }
-}
-
-/// The weights a convolution is given.
-#[derive(Clone, Copy)]
-enum Weights<'a> {
-    Direct(&'a Tensor),
-    /// Transformed for Winograd's algorithm, on the CPU, with the loaded weights' dims.
-    Winograd(&'a [f32], [usize; 4]),
 }
 
 /// What is folded into a [`conv2d_fused`].
@@ -129,20 +117,20 @@ pub fn conv2d_fused(
     config: Conv2dConfig,
     fused: Conv2dFused,
 ) -> Result<Tensor> {
-    convolve(xs, Weights::Direct(weight), bias, config, fused)
+    convolve(xs, &Kernel::Direct(weight.clone()), bias, config, fused)
 }
 
 fn convolve(
     xs: &Tensor,
-    weights: Weights,
+    kernel: &Kernel,
     bias: &Tensor,
     config: Conv2dConfig,
     fused: Conv2dFused,
 ) -> Result<Tensor> {
     let (batch, cin, h, w) = xs.dims4()?;
-    let dims = match weights {
-        Weights::Direct(weight) => weight.dims4().map(|(o, i, kh, kw)| [o, i, kh, kw])?,
-        Weights::Winograd(_, dims) => dims,
+    let dims = match kernel {
+        Kernel::Direct(weight) => weight.dims4().map(|(o, i, kh, kw)| [o, i, kh, kw])?,
+        Kernel::Winograd { dims, .. } => *dims,
     };
     let [cout, wcin, kh, kw] = dims;
     let bias_len = bias.dims1()?;
@@ -193,11 +181,11 @@ fn convolve(
         .into_iter()
         .flatten()
         .all(on_cpu_f32);
-    let weight = match weights {
-        Weights::Direct(weight) if cpu && on_cpu_f32(weight) => None,
-        Weights::Direct(weight) => Some(weight),
-        Weights::Winograd(..) if cpu => None,
-        Weights::Winograd(..) => candle_core::bail!(
+    let weight = match kernel {
+        Kernel::Direct(weight) if cpu && on_cpu_f32(weight) => None,
+        Kernel::Direct(weight) => Some(weight),
+        Kernel::Winograd { .. } if cpu => None,
+        Kernel::Winograd { .. } => candle_core::bail!(
             "conv2d: the layer was loaded for the CPU in f32, the input is {:?} on {:?}",
             xs.dtype(),
             xs.device()
@@ -229,19 +217,13 @@ fn convolve(
         let (bg, bl) = bias.storage_and_layout();
         let og = offsets.as_ref().map(Tensor::storage_and_layout);
         let rg = residual.as_ref().map(Tensor::storage_and_layout);
-        let o = og
-            .as_ref()
-            .map(|(s, l)| cpu_values(s, l, "conv2d"))
-            .transpose()?;
-        let r = rg
-            .as_ref()
-            .map(|(s, l)| cpu_values(s, l, "conv2d"))
-            .transpose()?;
+        let o = optional_values(&og, "conv2d")?;
+        let r = optional_values(&rg, "conv2d")?;
         let x = cpu_values(&xg, xl, "conv2d")?;
         let b = cpu_values(&bg, bl, "conv2d")?;
-        match weights {
-            Weights::Winograd(u, _) => winograd::run(&g, x, u, b, o, r),
-            Weights::Direct(weight) => {
+        match kernel {
+            Kernel::Winograd { values, .. } => winograd::run(&g, x, values, b, o, r),
+            Kernel::Direct(weight) => {
                 let weight = weight.contiguous()?;
                 let (wg, wl) = weight.storage_and_layout();
                 let w = cpu_values(&wg, wl, "conv2d")?;

@@ -5,7 +5,7 @@ use candle_nn::VarBuilder;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{cpu_values, on_cpu_f32, threads};
+use super::{cpu_values, on_cpu_f32, optional_values, threads};
 
 /// Rows of the output set up per task before the product.
 const ROWS_PER_TASK: usize = 64;
@@ -80,14 +80,8 @@ impl Linear {
             let (wg, wl) = weight.storage_and_layout();
             let bg = bias.as_ref().map(Tensor::storage_and_layout);
             let rg = residual.as_ref().map(Tensor::storage_and_layout);
-            let b = bg
-                .as_ref()
-                .map(|(s, l)| cpu_values(s, l, "linear"))
-                .transpose()?;
-            let r = rg
-                .as_ref()
-                .map(|(s, l)| cpu_values(s, l, "linear"))
-                .transpose()?;
+            let b = optional_values(&bg, "linear")?;
+            let r = optional_values(&rg, "linear")?;
             let product = Product {
                 rows,
                 cin,

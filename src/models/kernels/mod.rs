@@ -42,6 +42,8 @@ pub use layout::{concat_channels, transpose_last_two};
 pub use linear::Linear;
 pub use norm::{GroupNorm, group_norm};
 
+use std::ops::Deref;
+
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -70,17 +72,28 @@ fn cpu_values<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&
     }
 }
 
+/// [`cpu_values`] of an optional tensor's `storage_and_layout`.
+fn optional_values<'a>(
+    guarded: &'a Option<(impl Deref<Target = Storage>, &Layout)>,
+    what: &str,
+) -> Result<Option<&'a [f32]>> {
+    guarded
+        .as_ref()
+        .map(|(storage, layout)| cpu_values(storage, layout, what))
+        .transpose()
+}
+
 /// Runs `band(i, scratch, parallelism)` for every band i in 0..bands. With at least a band
 /// per thread they run in parallel, each matrix product on its own thread; with fewer, one
 /// at a time, each product on every thread. `scratch` is reused between a thread's bands.
-fn run_bands(bands: usize, band: impl Fn(usize, &mut Vec<f32>, Parallelism) + Sync) {
+fn run_bands<S: Default + Send>(bands: usize, band: impl Fn(usize, &mut S, Parallelism) + Sync) {
     let threads = threads();
     if bands >= threads {
         (0..bands)
             .into_par_iter()
-            .for_each_init(Vec::new, |scratch, i| band(i, scratch, Parallelism::None));
+            .for_each_init(S::default, |scratch, i| band(i, scratch, Parallelism::None));
     } else {
-        let mut scratch = Vec::new();
+        let mut scratch = S::default();
         for i in 0..bands {
             band(i, &mut scratch, Parallelism::Rayon(threads));
         }

@@ -23,8 +23,8 @@ use std::mem::MaybeUninit;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::SendPtr;
 use super::conv::Geometry;
+use super::{SendPtr, run_bands};
 use crate::simd::avx2_dispatch;
 
 /// Positions of a transformed 4×4 patch: one matrix product each.
@@ -97,20 +97,10 @@ pub(super) fn run(
         residual,
         out: SendPtr(out.as_mut_ptr()),
     };
-    let bands = plan.rows.div_ceil(plan.band_rows);
-    let threads = super::threads();
-    if bands >= threads {
-        (0..bands)
-            .into_par_iter()
-            .for_each_init(Scratch::default, |scratch, band| {
-                work.band(band, scratch, false)
-            });
-    } else {
-        let mut scratch = Scratch::default();
-        for band in 0..bands {
-            work.band(band, &mut scratch, true);
-        }
-    }
+    run_bands(
+        plan.rows.div_ceil(plan.band_rows),
+        |band, scratch, parallelism| work.band(band, scratch, parallelism),
+    );
     // SAFETY: the bands' output transforms wrote every value of `out` (each tile row of
     // each image in exactly one band, each tile its 2×2 pixels clipped to the image).
     unsafe { out.set_len(len) };
@@ -206,14 +196,11 @@ struct Band {
 /// The tile rows ty0..ty1 of image b in a band, whose first tile is the band's `first`.
 #[derive(Clone, Copy)]
 struct Segment {
+    band: Band,
     b: usize,
     ty0: usize,
     ty1: usize,
     first: usize,
-    /// The band's tiles: the stride of V's and M's rows.
-    tiles: usize,
-    in_plane: usize,
-    out_plane: usize,
 }
 
 impl Band {
@@ -225,13 +212,11 @@ impl Band {
                 let (b, ty0) = (r / plan.tiles_y, r % plan.tiles_y);
                 let ty1 = plan.tiles_y.min(ty0 + self.r1 - r);
                 let segment = Segment {
+                    band: self,
                     b,
                     ty0,
                     ty1,
                     first: (r - self.r0) * plan.tiles_x,
-                    tiles: self.tiles,
-                    in_plane: self.in_plane,
-                    out_plane: self.out_plane,
                 };
                 r += ty1 - ty0;
                 segment
@@ -242,8 +227,9 @@ impl Band {
 
 impl Work<'_> {
     /// Tile rows `index·band_rows..` of all images: transform, multiply, transform back.
-    /// With `parallel`, each phase runs on every thread (for fewer bands than threads).
-    fn band(&self, index: usize, scratch: &mut Scratch, parallel: bool) {
+    /// Given every thread (for fewer bands than threads), each phase runs on all of them.
+    fn band(&self, index: usize, scratch: &mut Scratch, parallelism: Parallelism) {
+        let parallel = matches!(parallelism, Parallelism::Rayon(_));
         let (g, plan) = (self.g, self.plan);
         let r0 = index * plan.band_rows;
         let r1 = (r0 + plan.band_rows).min(plan.rows);
@@ -351,7 +337,7 @@ fn transform_input_loop(work: &Work, c: usize, s: Segment, v: SendPtr, lines: &m
             // SAFETY: values first..first + tx of row c of V[4·i + j]: this tile row in
             // this channel, which no other task writes.
             let outs = std::array::from_fn(|i| unsafe {
-                let start = (4 * i + j) * s.in_plane + c * s.tiles + first;
+                let start = (4 * i + j) * s.band.in_plane + c * s.band.tiles + first;
                 std::slice::from_raw_parts_mut(v.get().add(start), tx)
             });
             down_input_column(rows, outs);
@@ -533,7 +519,11 @@ fn transform_output_loop(work: &Work, o: usize, s: Segment, m: SendPtr, lines: &
     let count = (s.ty1 - s.ty0) * tx;
     // SAFETY: row o of M[p] for this segment's tiles, written by the products before.
     let mp: [&[f32]; POSITIONS] = std::array::from_fn(|p| unsafe {
-        std::slice::from_raw_parts(m.get().add(p * s.out_plane + o * s.tiles + s.first), count)
+        std::slice::from_raw_parts(
+            m.get()
+                .add(p * s.band.out_plane + o * s.band.tiles + s.first),
+            count,
+        )
     });
     // Aᵀ·m·A for every tile at once: (even, odd output column) of (even, odd output row).
     let [ee, oe, eo, oo] = lines.out.each_mut();
